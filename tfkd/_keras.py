@@ -1,0 +1,47 @@
+"""The one place that chooses Keras for tfkd: Keras 2 (`tf_keras`), which TF-MOT requires.
+
+`TF_USE_LEGACY_KERAS=1` is set before TensorFlow is imported so that `tf.keras` inside TensorFlow's own
+helpers (and TF-MOT's) resolves to `tf_keras` too. tfkd itself never goes through `tf.keras`: it imports
+`tf_keras` directly, so the choice holds even when the user imported TensorFlow and touched `tf.keras`
+(Keras 3) before `import tfkd`.
+"""
+
+import os
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+
+import tensorflow as tf  # noqa: E402
+import tf_keras as keras  # noqa: E402
+
+__all__ = ["keras", "tf", "is_keras3_model", "is_keras_model", "check_model"]
+
+
+def is_keras3_model(obj):
+    """Whether `obj` is a Keras 3 model (`keras.Model`), found without importing Keras 3."""
+    return any(
+        cls.__name__ == "Model" and cls.__module__.split(".")[0] == "keras"
+        for cls in type(obj).__mro__
+    )
+
+
+def is_keras_model(obj):
+    """Whether `obj` is a tf_keras model, the kind tfkd trains."""
+    return isinstance(obj, keras.Model)
+
+
+def check_model(name, obj):
+    """Returns `obj` if it is a tf_keras model; raises a `TypeError` that says what to do otherwise.
+
+    Keras 3 models are converted with `tfkd.from_keras3` (saying so once) where that module is present.
+    """
+    if is_keras_model(obj):
+        return obj
+    if is_keras3_model(obj):
+        from tfkd.compat import convert_keras3_argument
+
+        return convert_keras3_argument(name, obj)
+    raise TypeError(
+        f"`{name}` must be a Keras model (a `tfkd.keras.Model`). "
+        f"Received: {name}={obj!r} (of type {type(obj).__name__}). "
+        "Build it with `tfkd.keras` (tf_keras), e.g. `tfkd.keras.Sequential([...])`."
+    )

@@ -1,0 +1,503 @@
+"""`Distiller`: a Keras model that trains a student to mimic a frozen teacher, in either Keras idiom."""
+
+import copy
+
+from tfkd._keras import check_model, keras, tf
+from tfkd._validation import check_fraction, check_positive
+from tfkd.losses.base import DistillationLoss, reduce_to_per_sample
+from tfkd.losses.response import LogitsDistillation
+
+_OUTPUTS = None  # the key under which a model's outputs are read (a layer name reads that layer)
+
+
+class Distiller(keras.Model):
+    """Trains `student` to mimic `teacher` inside an ordinary `fit`.
+
+    Two idioms, so code written for either runs unchanged:
+
+    - keras.io's: `Distiller(student=, teacher=)` then `compile(optimizer, metrics, student_loss_fn,
+      distillation_loss_fn, alpha, temperature)`; the loss is `alpha * student_loss + (1 - alpha) *
+      distillation_loss_fn(softmax(t / T), softmax(s / T)) * T**2`.
+    - Keras 3 `keras.distillation`'s: `Distiller(teacher=, student=, distillation_losses=,
+      distillation_loss_weights=, student_loss_weight=)` then `compile(optimizer, loss, metrics)`; the
+      loss is `student_loss_weight * student_loss + (1 - student_loss_weight) * sum(w_i * loss_i)`.
+
+    The teacher is frozen, called with `training=False` and run outside the gradient tape: only the
+    student (and any adapter a loss owns) gets gradients. `fit` and `evaluate` log `loss`,
+    `student_loss`, `distillation_loss` and the compiled metrics on the student's outputs; `predict`
+    returns the student's outputs. Losses are averaged over the global batch, so any `tf.distribute`
+    strategy gives the single-device loss.
+
+    Args:
+        teacher: The trained teacher, a `tfkd.keras.Model` (or a list of models, averaged as an
+            ensemble).
+        student: The model to train, a `tfkd.keras.Model`.
+        distillation_losses: A `tfkd.losses.DistillationLoss` or a list of them (Keras 3 idiom).
+            Defaults to `None`: `LogitsDistillation()` when compiled with `loss=`.
+        distillation_loss_weights: One weight per distillation loss. Defaults to `None` (all 1.0).
+        student_loss_weight: Weight in [0, 1] of the student's loss on the labels (Keras 3 idiom).
+            Defaults to `0.5`.
+        name: Model name. Defaults to `"distiller"`.
+
+    Example:
+    >>> distiller = tfkd.Distiller(teacher=teacher, student=student)
+    >>> distiller.compile(optimizer="adam", metrics=["accuracy"],
+    ...     student_loss_fn=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    ...     distillation_loss_fn=keras.losses.KLDivergence(), alpha=0.1, temperature=10)
+    >>> distiller.fit(x, y, epochs=3)
+    """
+
+    def __init__(
+        self,
+        teacher=None,
+        student=None,
+        distillation_losses=None,
+        distillation_loss_weights=None,
+        student_loss_weight=0.5,
+        name="distiller",
+        **kwargs,
+    ):
+        super().__init__(name=name, **kwargs)
+        self.student = check_model("student", student)
+        self.teacher = _resolve_teacher(teacher)
+        if self.teacher is self.student:
+            raise ValueError(
+                "`teacher` and `student` must be different models. Received the same model "
+                f"(name={student.name!r}) for both. Pass a separate, trained teacher, or use "
+                "`tfkd.EMATeacher(student)` to distil a model from its own moving average."
+            )
+        self.teacher.trainable = False
+        self.distillation_losses = _check_losses(distillation_losses)
+        self.distillation_loss_weights = _check_loss_weights(
+            distillation_loss_weights, self.distillation_losses
+        )
+        self.student_loss_weight = check_fraction("student_loss_weight", student_loss_weight)
+        self._uses_constructor_losses = distillation_losses is not None
+        self.student_loss_fn = None
+        self.adapters = []
+        if self.distillation_losses:
+            self._prepare_losses()
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
+        self.distillation_loss_tracker = keras.metrics.Mean(name="distillation_loss")
+
+    # ----------------------------------------------------------------------------------- compile
+
+    def compile(
+        self,
+        optimizer="rmsprop",
+        loss=None,
+        metrics=None,
+        student_loss_fn=None,
+        distillation_loss_fn=None,
+        alpha=None,
+        temperature=None,
+        **kwargs,
+    ):
+        """Configures training in either idiom (see the class docstring).
+
+        Args:
+            optimizer: A Keras optimizer or its name. Defaults to `"rmsprop"`.
+            loss: The student's loss on the labels (Keras 3 idiom). Defaults to `None`.
+            metrics: Metrics computed on the student's outputs. Defaults to `None`.
+            student_loss_fn: The student's loss on the labels (keras.io idiom). Defaults to `None`.
+            distillation_loss_fn: A Keras loss between softened teacher and student probabilities
+                (keras.io idiom). Defaults to `None`.
+            alpha: Weight of `student_loss_fn` (keras.io idiom). Defaults to `0.1`.
+            temperature: Softening temperature (keras.io idiom). Defaults to `3`.
+            **kwargs: Passed to `keras.Model.compile` (e.g. `jit_compile`, `steps_per_execution`).
+
+        Raises:
+            ValueError: If both idioms are mixed, or a required loss is missing.
+        """
+        keras_io_args = {
+            "student_loss_fn": student_loss_fn,
+            "distillation_loss_fn": distillation_loss_fn,
+            "alpha": alpha,
+            "temperature": temperature,
+        }
+        given = {k: v for k, v in keras_io_args.items() if v is not None}
+        if given:
+            self._compile_keras_io(loss, **keras_io_args)
+        else:
+            self._compile_keras3(loss)
+        super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+
+    def _compile_keras_io(self, loss, student_loss_fn, distillation_loss_fn, alpha, temperature):
+        mixed = [f"{k}=" for k, v in (("loss", loss),) if v is not None]
+        if self._uses_constructor_losses:
+            mixed.append("distillation_losses= (in the constructor)")
+        if mixed:
+            raise ValueError(
+                "`compile` got arguments of both Distiller idioms: keras.io's (`student_loss_fn`, "
+                "`distillation_loss_fn`, `alpha`, `temperature`) and Keras 3's. "
+                f"Received: {', '.join(mixed)} together with keras.io arguments. Use one idiom: "
+                "either `compile(optimizer, metrics, student_loss_fn, distillation_loss_fn, alpha, "
+                "temperature)`, or `Distiller(..., distillation_losses=[...])` then "
+                "`compile(optimizer, loss, metrics)`."
+            )
+        for arg, value in (
+            ("student_loss_fn", student_loss_fn),
+            ("distillation_loss_fn", distillation_loss_fn),
+        ):
+            if value is None:
+                raise ValueError(
+                    f"keras.io's idiom needs `{arg}`. Received: {arg}=None. Pass a Keras loss, e.g. "
+                    "`student_loss_fn=keras.losses.SparseCategoricalCrossentropy(from_logits=True)` "
+                    "and `distillation_loss_fn=keras.losses.KLDivergence()`."
+                )
+        alpha = 0.1 if alpha is None else alpha
+        temperature = 3.0 if temperature is None else temperature
+        self.student_loss_weight = check_fraction("alpha", alpha)
+        self.student_loss_fn = _per_sample_loss_fn("student_loss_fn", student_loss_fn)
+        self.distillation_losses = [
+            _SoftenedKerasLoss(
+                _per_sample_loss_fn("distillation_loss_fn", distillation_loss_fn),
+                check_positive("temperature", temperature),
+            )
+        ]
+        self.distillation_loss_weights = [1.0]
+        self._prepare_losses()
+
+    def _compile_keras3(self, loss):
+        if loss is None and self.student_loss_weight > 0:
+            raise ValueError(
+                "`compile` needs the student's loss on the labels. Received: loss=None. Pass "
+                "`loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)` (Keras 3 idiom), "
+                "or keras.io's `student_loss_fn=` and `distillation_loss_fn=`; or set "
+                "`student_loss_weight=0` to train on the teacher alone."
+            )
+        if isinstance(loss, (list, tuple, dict)):
+            raise ValueError(
+                "`loss` must be a single loss for the student's output. "
+                f"Received: loss={loss!r}. Pass one Keras loss (name, function or object)."
+            )
+        self.student_loss_fn = None if loss is None else _per_sample_loss_fn("loss", loss)
+        if not self.distillation_losses:
+            self.distillation_losses = [LogitsDistillation()]
+            self.distillation_loss_weights = [1.0]
+            self._prepare_losses()
+
+    def _prepare_losses(self):
+        """Checks what the losses read against both models and builds the extractors once."""
+        self._teacher_keys = _keys_read(self.distillation_losses, side=0)
+        self._student_keys = _keys_read(self.distillation_losses, side=1)
+        self._teacher_reader = _build_reader("teacher", self.teacher, self._teacher_keys)
+        self._student_reader = _build_reader("student", self.student, self._student_keys)
+        _check_output_shapes(self.teacher, self.student, self.distillation_losses)
+        teacher_shapes = _reader_shapes(self._teacher_reader, self._teacher_keys)
+        student_shapes = _reader_shapes(self._student_reader, self._student_keys)
+        for loss in self.distillation_losses:
+            if not loss.built and teacher_shapes is not None and student_shapes is not None:
+                loss.build(
+                    _pick(teacher_shapes, self._teacher_keys, loss, side=0),
+                    _pick(student_shapes, self._student_keys, loss, side=1),
+                )
+        # Adapters owned by losses train with the student; a tracked list makes them checkpointed.
+        self.adapters = [layer for loss in self.distillation_losses for layer in loss.trainable_layers]
+
+    # ------------------------------------------------------------------------------ the steps
+
+    def call(self, inputs, training=False):
+        return self.student(inputs, training=training)
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        teacher_values = self._read_teacher(x)
+        variables = self.student.trainable_variables + [
+            v for layer in self.adapters for v in layer.trainable_variables
+        ]
+        with tf.GradientTape() as tape:
+            student_values = self._read_student(x, training=True)
+            losses = self._compute_losses(y, teacher_values, student_values, sample_weight)
+            scaled_loss = tf.nn.compute_average_loss(losses["total"])
+            if self.student.losses:
+                scaled_loss += tf.nn.scale_regularization_loss(tf.add_n(self.student.losses))
+        self.optimizer.minimize(scaled_loss, variables, tape=tape)
+        return self._update_metrics(y, student_values[_OUTPUTS], sample_weight, losses)
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        teacher_values = self._read_teacher(x)
+        student_values = self._read_student(x, training=False)
+        losses = self._compute_losses(y, teacher_values, student_values, sample_weight)
+        return self._update_metrics(y, student_values[_OUTPUTS], sample_weight, losses)
+
+    def predict_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return self.student(x, training=False)
+
+    def _read_teacher(self, x):
+        values = self._teacher_reader(x, training=False)
+        return {key: tf.stop_gradient(v) for key, v in zip(self._teacher_keys, _as_list(values))}
+
+    def _read_student(self, x, training):
+        values = self._student_reader(x, training=training)
+        return dict(zip(self._student_keys, _as_list(values)))
+
+    def _compute_losses(self, y, teacher_values, student_values, sample_weight):
+        """Per-sample losses (weighted by `sample_weight`), reduced over the global batch later."""
+        y_pred = student_values[_OUTPUTS]
+        batch = tf.shape(y_pred)[0]
+        student_loss = tf.zeros([batch], y_pred.dtype)
+        if self.student_loss_fn is not None:
+            student_loss = _broadcast(reduce_to_per_sample(self.student_loss_fn(y, y_pred)), batch)
+        distill_loss = tf.zeros([batch], y_pred.dtype)
+        for loss, weight in zip(self.distillation_losses, self.distillation_loss_weights):
+            value = loss.compute(
+                _pick(teacher_values, self._teacher_keys, loss, side=0),
+                _pick(student_values, self._student_keys, loss, side=1),
+                labels=y,
+            )
+            distill_loss += weight * _broadcast(reduce_to_per_sample(value), batch)
+        w = self.student_loss_weight
+        total = w * student_loss + (1.0 - w) * distill_loss
+        losses = {"total": total, "student": student_loss, "distillation": distill_loss}
+        if sample_weight is not None:
+            sample_weight = tf.reshape(tf.cast(sample_weight, y_pred.dtype), [-1])
+            losses = {k: v * sample_weight for k, v in losses.items()}
+        return losses
+
+    def _update_metrics(self, y, y_pred, sample_weight, losses):
+        # Per-sample values into Mean trackers: the reported loss is the mean over the global batch
+        # under any strategy (each replica adds its samples).
+        regularization = tf.add_n(self.student.losses) if self.student.losses else 0.0
+        self.loss_tracker.update_state(losses["total"] + regularization)
+        self.student_loss_tracker.update_state(losses["student"])
+        self.distillation_loss_tracker.update_state(losses["distillation"])
+        if y is not None:
+            self.compiled_metrics.update_state(y, y_pred, sample_weight)
+        trackers = [self.loss_tracker, self.student_loss_tracker, self.distillation_loss_tracker]
+        others = [m for m in self.metrics if all(m is not t for t in trackers)]
+        return {m.name: m.result() for m in trackers + others}
+
+    # ----------------------------------------------------------------------------- fit & co.
+
+    def fit(self, x=None, y=None, *args, callbacks=None, **kwargs):
+        """Keras `fit`, checking for labels and adding what compression wrappers need.
+
+        A pruned student gets TF-MOT's `UpdatePruningStep` (and the schedule's end step) without
+        the user adding callbacks.
+        """
+        _check_has_labels(x, y, self.student_loss_fn)
+        from tfkd.optimize.callbacks import training_callbacks
+
+        callbacks = training_callbacks(self.student, callbacks)
+        return super().fit(x, y, *args, callbacks=callbacks, **kwargs)
+
+    def get_config(self):
+        return {
+            "teacher": keras.utils.serialize_keras_object(self.teacher),
+            "student": keras.utils.serialize_keras_object(self.student),
+            "distillation_losses": [
+                keras.utils.serialize_keras_object(loss) for loss in self.distillation_losses
+            ],
+            "distillation_loss_weights": self.distillation_loss_weights,
+            "student_loss_weight": self.student_loss_weight,
+            "name": self.name,
+        }
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def _resolve_teacher(teacher):
+    if isinstance(teacher, (list, tuple)):
+        from tfkd.schemes.ensemble import Ensemble
+
+        return Ensemble(list(teacher))
+    return check_model("teacher", teacher)
+
+
+def _check_losses(losses):
+    if losses is None:
+        return []
+    if isinstance(losses, DistillationLoss):
+        losses = [losses]
+    if not isinstance(losses, (list, tuple)) or not losses:
+        raise TypeError(
+            "`distillation_losses` must be a `tfkd.losses.DistillationLoss` or a non-empty list of "
+            f"them. Received: distillation_losses={losses!r}. "
+            "E.g. `distillation_losses=[tfkd.losses.LogitsDistillation(temperature=3)]`."
+        )
+    for loss in losses:
+        if not isinstance(loss, DistillationLoss):
+            raise TypeError(
+                "Every item of `distillation_losses` must be a `tfkd.losses.DistillationLoss`. "
+                f"Received: {loss!r} (of type {type(loss).__name__}). For a plain Keras loss use "
+                "keras.io's idiom: `compile(..., distillation_loss_fn=keras.losses.KLDivergence())`."
+            )
+    return list(losses)
+
+
+def _check_loss_weights(weights, losses):
+    if weights is None:
+        return [1.0] * len(losses)
+    if not isinstance(weights, (list, tuple)):
+        raise TypeError(
+            "`distillation_loss_weights` must be a list of numbers, one per distillation loss. "
+            f"Received: distillation_loss_weights={weights!r}."
+        )
+    if len(weights) != len(losses):
+        raise ValueError(
+            f"`distillation_loss_weights` must have one weight per distillation loss ({len(losses)}). "
+            f"Received: distillation_loss_weights={list(weights)!r} (length {len(weights)}). "
+            "Pass as many weights as losses, or None for equal weights."
+        )
+    from tfkd._validation import check_non_negative
+
+    return [check_non_negative("distillation_loss_weights[i]", w) for w in weights]
+
+
+def _per_sample_loss_fn(name, loss):
+    """A Keras loss (name, function or object) returning one value per sample."""
+    if isinstance(loss, keras.losses.Loss):
+        loss = copy.copy(loss)
+        loss.reduction = keras.losses.Reduction.NONE
+        return loss
+    if isinstance(loss, str):
+        try:
+            return keras.losses.get(loss)
+        except ValueError as error:
+            raise ValueError(
+                f"`{name}` names no Keras loss. Received: {name}={loss!r}. "
+                "Pass e.g. 'sparse_categorical_crossentropy' or a `keras.losses.Loss`."
+            ) from error
+    if callable(loss):
+        return loss
+    raise TypeError(
+        f"`{name}` must be a Keras loss (name, function or `keras.losses.Loss`). "
+        f"Received: {name}={loss!r} (of type {type(loss).__name__})."
+    )
+
+
+class _SoftenedKerasLoss(DistillationLoss):
+    """keras.io's distillation term: `fn(softmax(t / T), softmax(s / T)) * T**2`."""
+
+    def __init__(self, fn, temperature):
+        super().__init__(name="distillation_loss_fn")
+        self.fn = fn
+        self.temperature = temperature
+
+    def call(self, teacher_logits, student_logits):
+        t = self.temperature
+        teacher_logits = tf.cast(teacher_logits, student_logits.dtype)
+        soft_teacher = tf.nn.softmax(teacher_logits / t, axis=-1)
+        soft_student = tf.nn.softmax(student_logits / t, axis=-1)
+        return self.fn(soft_teacher, soft_student) * t**2
+
+    def get_config(self):
+        return {
+            "fn": keras.utils.serialize_keras_object(self.fn),
+            "temperature": self.temperature,
+        }
+
+
+def _keys_read(losses, side):
+    keys = [_OUTPUTS]
+    for loss in losses:
+        for pair in loss.layer_pairs:
+            if pair[side] not in keys:
+                keys.append(pair[side])
+    return keys
+
+
+def _pick(values, keys, loss, side):
+    """What `loss` reads from one side: one value, or a list for losses reading several layers."""
+    if isinstance(values, dict):
+        picked = [values[pair[side]] for pair in loss.layer_pairs]
+    else:
+        picked = [values[keys.index(pair[side])] for pair in loss.layer_pairs]
+    return picked[0] if len(picked) == 1 else picked
+
+
+def _build_reader(role, model, keys):
+    """A callable returning the model's outputs followed by the named layers' outputs."""
+    if keys == [_OUTPUTS]:
+        return model
+    if getattr(model, "_is_cached_teacher", False) or not _is_graph_model(model):
+        raise ValueError(
+            f"Reading layers {keys[1:]} of the {role} needs a Functional or Sequential model, whose "
+            f"layers can be tapped. Received: {role}={type(model).__name__}(name={model.name!r}). "
+            "Rebuild it with the Functional API (`keras.Model(inputs, outputs)`) or as a "
+            "`keras.Sequential`, or use losses that read only the outputs."
+        )
+    names = [layer.name for layer in model.layers]
+    outputs = _as_list(model.outputs)[:1]
+    for key in keys[1:]:
+        if key not in names:
+            raise ValueError(
+                f"The {role} has no layer named {key!r}. Received: {role}_layer={key!r}. "
+                f"Its layers are: {names}."
+            )
+        outputs.append(model.get_layer(key).output)
+    return keras.Model(model.inputs, outputs, name=f"{model.name}_features")
+
+
+def _is_graph_model(model):
+    return isinstance(model, keras.Sequential) or getattr(model, "_is_graph_network", False)
+
+
+def _reader_shapes(reader, keys):
+    if not getattr(reader, "_is_graph_network", False) and not isinstance(reader, keras.Sequential):
+        return None
+    if not reader.built or reader.outputs is None:
+        return None
+    return [tf.TensorShape(o.shape) for o in _as_list(reader.outputs)[: len(keys)]]
+
+
+def _check_output_shapes(teacher, student, losses):
+    """Teacher and student outputs read by the same loss must agree in their last dimension."""
+    if not any(pair == (_OUTPUTS, _OUTPUTS) for loss in losses for pair in loss.layer_pairs):
+        return
+    teacher_shape = _output_shape(teacher)
+    student_shape = _output_shape(student)
+    if teacher_shape is None or student_shape is None:
+        return
+    if teacher_shape[-1] is not None and teacher_shape[-1] != student_shape[-1]:
+        raise ValueError(
+            "The teacher's and the student's outputs must have the same shape for a loss that "
+            f"compares them. Received: teacher output shape={tuple(teacher_shape)}, "
+            f"student output shape={tuple(student_shape)}. Give the student the teacher's number "
+            "of classes (last dimension), or read other layers with `teacher_layer=`/`student_layer=`."
+        )
+
+
+def _output_shape(model):
+    try:
+        shape = model.output_shape
+    except (AttributeError, RuntimeError):
+        return None
+    if isinstance(shape, list):
+        shape = shape[0]
+    return shape
+
+
+def _check_has_labels(x, y, student_loss_fn):
+    if student_loss_fn is None:
+        return
+    if isinstance(x, tf.data.Dataset):
+        spec = x.element_spec
+        if isinstance(spec, (tuple, list)) and len(spec) >= 2:
+            return
+    elif y is not None or x is None or not _is_array(x):
+        return
+    raise ValueError(
+        "`fit` needs labels for the student's loss. Received: y=None with "
+        f"x of type {type(x).__name__}. Pass `fit(x, y)`, or a dataset of `(x, y)` pairs; to train "
+        "on the teacher alone, construct the Distiller with `student_loss_weight=0` and compile "
+        "without a student loss."
+    )
+
+
+def _is_array(x):
+    return hasattr(x, "shape") and hasattr(x, "dtype")
+
+
+def _as_list(values):
+    return list(values) if isinstance(values, (list, tuple)) else [values]
+
+
+def _broadcast(values, batch):
+    """Per-sample values as `[batch]`; a batch-level scalar counts once per sample."""
+    return tf.broadcast_to(values, [batch]) if values.shape.rank == 0 else values

@@ -1,0 +1,1 @@
+"""Compression that learns inside the distillation: thin, careful wrappers over TF-MOT."""

@@ -1,0 +1,1 @@
+"""Training schemes beyond one offline teacher: ensembles, cached, online and self-distillation."""
