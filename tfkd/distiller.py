@@ -30,7 +30,9 @@ class Distiller(keras.Model):
 
     Args:
         teacher: The trained teacher, a `tfkd.keras.Model` (or a list of models, averaged as an
-            ensemble).
+            ensemble), a `tfkd.CachedTeacher` (its stored outputs: train on batches of
+            `cached.dataset(x, y)`, `(x, y, teacher_outputs[, sample_weight])`), or a
+            `tfkd.EMATeacher(student)` (updated after every optimizer step).
         student: The model to train, a `tfkd.keras.Model`.
         distillation_losses: A `tfkd.losses.DistillationLoss` or a list of them (Keras 3 idiom).
             Defaults to `None`: `LogitsDistillation()` when compiled with `loss=`.
@@ -59,13 +61,17 @@ class Distiller(keras.Model):
     ):
         super().__init__(name=name, **kwargs)
         self.student = check_model("student", student)
-        self.teacher = _resolve_teacher(teacher)
+        self.teacher = _resolve_teacher(teacher, distillation_losses)
         if self.teacher is self.student:
             raise ValueError(
                 "`teacher` and `student` must be different models. Received the same model "
                 f"(name={student.name!r}) for both. Pass a separate, trained teacher, or use "
                 "`tfkd.EMATeacher(student)` to distil a model from its own moving average."
             )
+        # An EMATeacher follows the student: updated after every optimizer step.
+        self._teacher_follows_student = getattr(self.teacher, "_follows_student", False)
+        if self._teacher_follows_student:
+            self.teacher.check_student(self.student)
         self.teacher.trainable = False
         self.distillation_losses = _check_losses(distillation_losses)
         self.distillation_loss_weights = _check_loss_weights(
@@ -202,8 +208,8 @@ class Distiller(keras.Model):
         return self.student(inputs, training=training)
 
     def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        teacher_values = self._read_teacher(x)
+        x, y, sample_weight, cached = self._unpack(data)
+        teacher_values = self._read_teacher(x, cached)
         variables = self.student.trainable_variables + [
             v for layer in self.adapters for v in layer.trainable_variables
         ]
@@ -214,11 +220,15 @@ class Distiller(keras.Model):
             if self.student.losses:
                 scaled_loss += tf.nn.scale_regularization_loss(tf.add_n(self.student.losses))
         self.optimizer.minimize(scaled_loss, variables, tape=tape)
+        if self._teacher_follows_student:
+            self.teacher.update(self.student)
         return self._update_metrics(y, student_values[_OUTPUTS], sample_weight, losses)
 
     def test_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        teacher_values = self._read_teacher(x)
+        x, y, sample_weight, cached = self._unpack(data)
+        # A cached teacher evaluated on data without its outputs: the student's loss alone.
+        no_outputs = getattr(self.teacher, "_is_cached_teacher", False) and cached is None
+        teacher_values = None if no_outputs else self._read_teacher(x, cached)
         student_values = self._read_student(x, training=False)
         losses = self._compute_losses(y, teacher_values, student_values, sample_weight)
         return self._update_metrics(y, student_values[_OUTPUTS], sample_weight, losses)
@@ -227,7 +237,16 @@ class Distiller(keras.Model):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         return self.student(x, training=False)
 
-    def _read_teacher(self, x):
+    def _unpack(self, data):
+        """`(x, y, sample_weight, cached teacher outputs or None)` from one batch."""
+        if getattr(self.teacher, "_is_cached_teacher", False) and isinstance(data, (tuple, list)):
+            if len(data) >= 3:  # (x, y, teacher_outputs[, sample_weight]) from `cached.dataset`
+                return data[0], data[1], (data[3] if len(data) > 3 else None), data[2]
+        return (*keras.utils.unpack_x_y_sample_weight(data), None)
+
+    def _read_teacher(self, x, cached=None):
+        if cached is not None:
+            return {_OUTPUTS: tf.stop_gradient(self.teacher.decode(cached))}
         values = self._teacher_reader(x, training=False)
         return {key: tf.stop_gradient(v) for key, v in zip(self._teacher_keys, _as_list(values))}
 
@@ -244,6 +263,8 @@ class Distiller(keras.Model):
             student_loss = _broadcast(reduce_to_per_sample(self.student_loss_fn(y, y_pred)), batch)
         distill_loss = tf.zeros([batch], y_pred.dtype)
         for loss, weight in zip(self.distillation_losses, self.distillation_loss_weights):
+            if teacher_values is None:
+                break
             value = loss.compute(
                 _pick(teacher_values, self._teacher_keys, loss, side=0),
                 _pick(student_values, self._student_keys, loss, side=1),
@@ -280,6 +301,7 @@ class Distiller(keras.Model):
         the user adding callbacks.
         """
         _check_has_labels(x, y, self.student_loss_fn)
+        _check_cached_data(self.teacher, x)
         from tfkd.optimize.callbacks import training_callbacks
 
         callbacks = training_callbacks(self.student, callbacks)
@@ -301,12 +323,25 @@ class Distiller(keras.Model):
 # ---------------------------------------------------------------------------------- helpers
 
 
-def _resolve_teacher(teacher):
+def _resolve_teacher(teacher, losses=None):
+    if teacher is None and _all_teacher_free(losses):
+        from tfkd.losses.virtual_teacher import NoTeacher  # e.g. TeacherFreeKD: no teacher to run
+
+        return NoTeacher()
+    if getattr(teacher, "_is_cached_teacher", False):
+        return teacher  # tfkd.CachedTeacher: outputs read from the data (see `_unpack`)
     if isinstance(teacher, (list, tuple)):
         from tfkd.schemes.ensemble import Ensemble
 
         return Ensemble(list(teacher))
     return check_model("teacher", teacher)
+
+
+def _all_teacher_free(losses):
+    losses = [losses] if isinstance(losses, DistillationLoss) else losses
+    return bool(losses) and isinstance(losses, (list, tuple)) and all(
+        getattr(loss, "uses_teacher", True) is False for loss in losses
+    )
 
 
 def _check_losses(losses):
@@ -415,7 +450,15 @@ def _build_reader(role, model, keys):
     """A callable returning the model's outputs followed by the named layers' outputs."""
     if keys == [_OUTPUTS]:
         return model
-    if getattr(model, "_is_cached_teacher", False) or not _is_graph_model(model):
+    if getattr(model, "_is_cached_teacher", False):
+        raise ValueError(
+            "A cached teacher stores only its outputs, so losses cannot read its layers "
+            f"{keys[1:]}. "
+            f"Received: teacher={model!r}. Distil from the live teacher (`teacher=model`) for "
+            "feature and relation losses on inner layers, or use losses that read the outputs."
+        )
+    model = getattr(model, "_feature_model", model)  # e.g. an EMATeacher's averaged model
+    if not _is_graph_model(model):
         raise ValueError(
             f"Reading layers {keys[1:]} of the {role} needs a Functional or Sequential model, whose "
             f"layers can be tapped. Received: {role}={type(model).__name__}(name={model.name!r}). "
@@ -487,6 +530,20 @@ def _check_has_labels(x, y, student_loss_fn):
         f"x of type {type(x).__name__}. Pass `fit(x, y)`, or a dataset of `(x, y)` pairs; to train "
         "on the teacher alone, construct the Distiller with `student_loss_weight=0` and compile "
         "without a student loss."
+    )
+
+
+def _check_cached_data(teacher, x):
+    if not getattr(teacher, "_is_cached_teacher", False):
+        return
+    spec = x.element_spec if isinstance(x, tf.data.Dataset) else None
+    if isinstance(spec, tuple) and len(spec) >= 3:
+        return
+    raise ValueError(
+        "A Distiller with a cached teacher trains on data carrying the teacher's outputs: a "
+        f"dataset of `(x, y, teacher_outputs)`. Received: x of type {type(x).__name__}"
+        f"{f' with element_spec={spec!r}' if spec is not None else ''}. Pass "
+        "`cached.dataset(x, y).shuffle(n).batch(32)` (or `cached.attach(dataset)`)."
     )
 
 

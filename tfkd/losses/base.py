@@ -6,7 +6,8 @@ from tfkd._keras import keras, tf
 
 
 def _snake_case(name):
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    # "LogitsDistillation" -> "logits_distillation", "DecoupledKD" -> "decoupled_kd", "PKT" -> "pkt"
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
 def reduce_to_per_sample(values):

@@ -1,0 +1,256 @@
+"""Cached teacher speed: tfkd's cached-teacher distillation against a plain fit and Keras 3.
+
+Measured side by side in one run, on the bundled digits upscaled to 28x28 with the keras.io
+example's teacher (conv 256/512) and student (conv 16/32):
+
+1. one epoch of cached distillation vs one epoch of the student's plain `fit` (target <= 1.15x);
+2. ten epochs of cached distillation, building the cache included, vs ten epochs of Keras 3's
+   `keras.distillation.Distiller` on the same models (target <= 0.2x);
+3. the test accuracy of (2) vs tfkd's own live-teacher run (target: within 0.3 points). The live
+   and cached runs see the same shuffles, so they differ only by float rounding.
+
+Epoch times are medians over epochs 2..N (epoch 1 holds tracing); totals include tracing but not
+imports (done before the clocks start, for both sides). The training set is the digits' training
+half plus fixed shifted copies (`--copies`, default 2: made once, no random augmentation).
+Run: `.venv/bin/python benchmarks/cached_speed.py [--quick]`; writes
+`benchmarks/results/cached_speed.md`.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+import tfkd
+from tfkd import keras
+from tfkd._keras import tf
+
+BATCH = 32
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall time of every epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.times = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.times.append(time.perf_counter() - self._start)
+
+
+def load_data(copies=1):
+    """Digits at 28x28: `copies` fixed shifted versions of each training image (no randomness)."""
+    (x_train, y_train), (x_test, y_test) = tfkd.data.load_digits()
+    resize = lambda x: tf.image.resize(x, (28, 28)).numpy()  # noqa: E731
+    x_train, x_test = resize(x_train), resize(x_test)
+    shifts = [(0, 0), (2, 0), (-2, 0), (0, 2), (0, -2), (2, 2), (-2, -2), (2, -2), (-2, 2)]
+    xs = [np.roll(x_train, s, axis=(1, 2)) for s in shifts[:copies]]
+    return (np.concatenate(xs), np.tile(y_train, copies)), (x_test, y_test)
+
+
+def _sparse_ce():
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def train_teacher(x, y, epochs):
+    keras.utils.set_random_seed(0)
+    teacher = tfkd.models.build_keras_io_teacher()
+    teacher.compile(optimizer="adam", loss=_sparse_ce(), metrics=["accuracy"])
+    teacher.fit(x, y, batch_size=BATCH, epochs=epochs, verbose=0)
+    return teacher
+
+
+def new_student(seed):
+    keras.utils.set_random_seed(seed)
+    return tfkd.models.build_keras_io_student()
+
+
+def shuffled(dataset, n, seed):
+    return dataset.shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(BATCH)
+
+
+def run_plain(x, y, epochs, seed):
+    student = new_student(seed)
+    student.compile(optimizer="adam", loss=_sparse_ce(), metrics=["accuracy"])
+    timer = EpochTimer()
+    student.fit(x, y, batch_size=BATCH, epochs=epochs, verbose=0, callbacks=[timer])
+    return timer.times
+
+
+def run_tfkd(teacher, x, y, test, epochs, seed, cached):
+    """tfkd's Distiller with a live or cached teacher; returns (total s, epoch times, accuracy)."""
+    start = time.perf_counter()
+    if cached:
+        teacher = tfkd.cache_teacher_outputs(teacher, x, verbose=0)
+        data = shuffled(teacher.dataset(x, y), len(x), seed)
+    else:
+        data = shuffled(tf.data.Dataset.from_tensor_slices((x, y)), len(x), seed)
+    distiller = tfkd.Distiller(teacher=teacher, student=new_student(seed))
+    distiller.compile(optimizer="adam", loss=_sparse_ce(), metrics=["accuracy"])
+    timer = EpochTimer()
+    distiller.fit(data, epochs=epochs, verbose=0, callbacks=[timer])
+    total = time.perf_counter() - start
+    accuracy = distiller.evaluate(*test, verbose=0, return_dict=True)["accuracy"]
+    return total, timer.times, accuracy
+
+
+def run_keras3(teacher, x, y, test, epochs, seed):
+    """Keras 3's `keras.distillation.Distiller` on twins of the same models and weights."""
+    import keras as keras3
+
+    teacher3 = _keras3_twin(keras3, teacher, "teacher")
+    student3 = _keras3_twin(keras3, new_student(seed), "student")
+    distiller = keras3.distillation.Distiller(
+        teacher=teacher3,
+        student=student3,
+        distillation_losses=keras3.distillation.LogitsDistillation(temperature=3.0),
+        student_loss_weight=0.5,
+    )
+    distiller.compile(
+        optimizer="adam",
+        loss=keras3.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    data = shuffled(tf.data.Dataset.from_tensor_slices((x, y)), len(x), seed)
+    start = time.perf_counter()
+    distiller.fit(data, epochs=epochs, verbose=0)
+    total = time.perf_counter() - start
+    logs = distiller.evaluate(*test, verbose=0, return_dict=True)
+    return total, logs.get("accuracy", logs.get("compile_metrics", float("nan")))
+
+
+def _keras3_twin(keras3, model, kind):
+    """The keras.io model as a Keras 3 model with `model`'s weights."""
+    width = (256, 512) if kind == "teacher" else (16, 32)
+    twin = keras3.Sequential(
+        [
+            keras3.Input((28, 28, 1)),
+            keras3.layers.Conv2D(width[0], 3, strides=2, padding="same"),
+            keras3.layers.LeakyReLU(0.2),
+            keras3.layers.MaxPooling2D(2, strides=1, padding="same"),
+            keras3.layers.Conv2D(width[1], 3, strides=2, padding="same"),
+            keras3.layers.Flatten(),
+            keras3.layers.Dense(10),
+        ]
+    )
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def _warm_imports():
+    """Imports both sides need, done before any clock starts (Keras 3; TF-MOT, which
+    `Distiller.fit` reaches to look for pruning wrappers)."""
+    import keras as keras3  # noqa: F401
+    import tensorflow_model_optimization  # noqa: F401
+
+
+def measure(epochs=10, copies=1, teacher_epochs=5, seed=0):
+    """Every figure of the table, measured in this process, side by side."""
+    (x, y), test = load_data(copies)
+    _warm_imports()
+    load_before = os.getloadavg()[0]
+    teacher = train_teacher(x, y, teacher_epochs)
+    teacher_accuracy = teacher.evaluate(*test, verbose=0, return_dict=True)["accuracy"]
+    plain = run_plain(x, y, epochs, seed)
+    cached_total, cached_epochs, cached_accuracy = run_tfkd(teacher, x, y, test, epochs, seed, True)
+    live_total, live_epochs, live_accuracy = run_tfkd(teacher, x, y, test, epochs, seed, False)
+    keras3_total, keras3_accuracy = run_keras3(teacher, x, y, test, epochs, seed)
+    median = lambda times: statistics.median(times[1:] if len(times) > 1 else times)  # noqa: E731
+    return {
+        "samples": len(x),
+        "epochs": epochs,
+        "teacher_accuracy": teacher_accuracy,
+        "plain_epoch": median(plain),
+        "cached_epoch": median(cached_epochs),
+        "live_epoch": median(live_epochs),
+        "cached_total": cached_total,
+        "live_total": live_total,
+        "keras3_total": keras3_total,
+        "cached_accuracy": cached_accuracy,
+        "live_accuracy": live_accuracy,
+        "keras3_accuracy": keras3_accuracy,
+        "load": (load_before, os.getloadavg()[0]),
+    }
+
+
+def rows(r):
+    """Table rows: (what, measured, ratio, target, met)."""
+    epoch_ratio = r["cached_epoch"] / r["plain_epoch"]
+    total_ratio = r["cached_total"] / r["keras3_total"]
+    gap = 100 * abs(r["cached_accuracy"] - r["live_accuracy"])
+    return [
+        ("cached-teacher epoch / plain student epoch",
+         f"{r['cached_epoch']:.3f} s / {r['plain_epoch']:.3f} s", f"{epoch_ratio:.2f}x",
+         "<= 1.15x", epoch_ratio <= 1.15),
+        (f"{r['epochs']} epochs cached (cache incl.) / Keras 3 Distiller",
+         f"{r['cached_total']:.1f} s / {r['keras3_total']:.1f} s", f"{total_ratio:.2f}x",
+         "<= 0.2x", total_ratio <= 0.2),
+        ("test accuracy cached vs tfkd live teacher",
+         f"{100 * r['cached_accuracy']:.2f}% vs {100 * r['live_accuracy']:.2f}%",
+         f"{gap:.2f} points", "<= 0.3 points", gap <= 0.3),
+        ("(for reference) live-teacher epoch / plain epoch",
+         f"{r['live_epoch']:.3f} s / {r['plain_epoch']:.3f} s",
+         f"{r['live_epoch'] / r['plain_epoch']:.2f}x", "", None),
+        (f"(for reference) {r['epochs']} epochs tfkd live / Keras 3",
+         f"{r['live_total']:.1f} s / {r['keras3_total']:.1f} s",
+         f"{r['live_total'] / r['keras3_total']:.2f}x", "", None),
+    ]
+
+
+def to_markdown(r):
+    lines = [
+        "# Cached teacher speed",
+        "",
+        f"Digits at 28x28, {r['samples']} training samples, batch {BATCH}, keras.io teacher "
+        f"({100 * r['teacher_accuracy']:.1f}% test) and student, {r['epochs']} epochs. Load "
+        f"average {r['load'][0]:.1f} -> {r['load'][1]:.1f} on {os.cpu_count()} cores"
+        f"{' (busy machine: ratios are noisy)' if max(r['load']) > 1.5 else ''}. Made by "
+        "`benchmarks/cached_speed.py`.",
+        "",
+        "| measure | measured | ratio | target | met |",
+        "|---|---|---|---|---|",
+    ]
+    for what, measured, ratio, target, met in rows(r):
+        mark = "" if met is None else ("yes" if met else "**no**")
+        lines.append(f"| {what} | {measured} | {ratio} | {target} | {mark} |")
+    lines += [
+        "",
+        f"Keras 3 Distiller test accuracy: {100 * r['keras3_accuracy']:.2f}%.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_atomic(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 epochs, teacher 1 epoch")
+    parser.add_argument("--copies", type=int, default=2, help="fixed shifted copies of the data")
+    args = parser.parse_args(argv)
+    epochs, teacher_epochs = (3, 1) if args.quick else (10, 3)
+    result = measure(epochs=epochs, copies=args.copies, teacher_epochs=teacher_epochs)
+    text = to_markdown(result)
+    print(text)
+    if not args.quick:
+        write_atomic(os.path.join(RESULTS, "cached_speed.md"), text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

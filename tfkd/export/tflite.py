@@ -1,0 +1,175 @@
+"""`to_tflite`: a Keras model to a `.tflite` flatbuffer, float or quantized, written atomically."""
+
+import numpy as np
+
+from tfkd._keras import tf
+from tfkd._validation import check_choice
+from tfkd.export._atomic import write_bytes
+from tfkd.export._prepare import prepare_model
+
+QUANTIZATION_MODES = ("float32", "float16", "dynamic", "int4", "int8", "int16x8")
+
+
+def to_tflite(model, path=None, quantization="float32", representative_data=None):
+    """Converts a Keras model to a `.tflite` flatbuffer and returns its bytes.
+
+    Pruning wrappers (`prune_low_magnitude`) are stripped first; the pruned zeros stay exact zeros
+    in the file's weight tensors (weights are stored dense, int8 weights per channel with zero
+    point 0). `path` is written atomically: a failed conversion leaves no file (and an existing
+    file at `path` untouched).
+
+    Modes:
+
+    - `"float32"`: no quantization.
+    - `"float16"`: float16 weights, float32 compute.
+    - `"dynamic"`: int8 weights, activations quantized on the fly (dynamic range).
+    - `"int4"`: int4 weights per channel, float activations quantized on the fly, through Google's
+      `ai-edge-quantizer` (recipe `dynamic_wi4_afp32`).
+    - `"int8"`: full integer: every op int8 (int32 biases), int8 input and output. A
+      quantization-aware (QAT, `tfkd.quantize`) model needs no data: its learned ranges are used;
+      a float model is calibrated on `representative_data`.
+    - `"int16x8"`: int16 activations and int8 weights (float input and output), calibrated on
+      `representative_data`.
+
+    Args:
+        model: A `tfkd.keras.Model` with known inputs (functional or Sequential); may hold
+            pruning or QAT wrappers.
+        path: Where to write the `.tflite` file, or `None` to only return the bytes. Defaults to
+            `None`.
+        quantization: One of `"float32"`, `"float16"`, `"dynamic"`, `"int4"`, `"int8"`,
+            `"int16x8"`. Defaults to `"float32"`.
+        representative_data: Inputs to calibrate `"int8"` and `"int16x8"` on: an array of samples
+            (a few hundred training inputs are plenty), a `tf.data.Dataset` of inputs or
+            `(inputs, labels)` (batched or not), or a callable returning an iterable of samples.
+            Ignored by the other modes. Defaults to `None`.
+
+    Returns:
+        The `.tflite` flatbuffer as `bytes`.
+
+    Raises:
+        ValueError: If `quantization` is not a mode above, if `"int8"`/`"int16x8"` needs
+            `representative_data` and none was given, if the data does not fit the model's
+            input, or if the converted `"int8"` model is not integer-only.
+        TypeError: If `model` is not a tf_keras model.
+
+    Example:
+    >>> data = tfkd.export.to_tflite(student, "student.tflite", quantization="int8",
+    ...                              representative_data=x_train[:300])
+    >>> tfkd.TFLiteModel("student.tflite").evaluate(x_test, y_test)
+    """
+    check_choice("quantization", quantization, QUANTIZATION_MODES)
+    model, is_qat = prepare_model(model)
+    samples = None
+    if quantization in ("int8", "int16x8"):
+        if representative_data is None and not (quantization == "int8" and is_qat):
+            raise ValueError(
+                f'quantization="{quantization}" calibrates activation ranges on sample inputs, '
+                "and needs `representative_data` for a float model. Received: "
+                "representative_data=None. Pass a few hundred training inputs, e.g. "
+                f'`to_tflite(model, quantization="{quantization}", '
+                "representative_data=x_train[:300])`, or quantization-aware train the model "
+                "first (`tfkd.quantize(model)`, then fit) to export int8 without data."
+            )
+        if representative_data is not None:
+            samples = _representative_samples(representative_data, model)
+    data = _convert(model, quantization, samples, is_qat)
+    if quantization == "int8":
+        _check_integer_only(data)
+    if path is not None:
+        write_bytes(path, data)
+    return data
+
+
+def _convert(model, quantization, samples, is_qat):
+    if quantization == "int4":
+        return _quantize_int4(_convert(model, "float32", None, is_qat))
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if quantization != "float32" or is_qat:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantization == "int8":
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+        if samples is not None:
+            # Setting supported_ops without data fails on QAT models in TF 2.21 (its check runs
+            # before the graph is known); with QAT and no data, integer-only is checked afterwards.
+            converter.representative_dataset = samples
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    elif quantization == "int16x8":
+        converter.representative_dataset = samples
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+        ]
+    return bytes(converter.convert())
+
+
+def _quantize_int4(float_data):
+    try:
+        from ai_edge_quantizer import quantizer, recipe
+    except ImportError as error:
+        raise ImportError(
+            'quantization="int4" needs Google\'s ai-edge-quantizer. Install it with '
+            "`pip install ai-edge-quantizer`."
+        ) from error
+    int4 = quantizer.Quantizer(bytearray(float_data))
+    int4.load_quantization_recipe(recipe.dynamic_wi4_afp32())
+    return bytes(int4.quantize(enable_progress_report=False).quantized_model)
+
+
+def _representative_samples(data, model):
+    """Returns a callable yielding `[sample]` lists of batch 1, checked against the model's input."""
+    if len(model.inputs) != 1:
+        raise ValueError(
+            "`representative_data` is supported for models with one input. Received a model with "
+            f"{len(model.inputs)} inputs. Pass a callable yielding lists of inputs instead."
+        )
+    expected = tuple(model.inputs[0].shape[1:])
+    dtype = model.inputs[0].dtype.as_numpy_dtype
+    if callable(data) and not isinstance(data, tf.data.Dataset):
+        return data
+    if isinstance(data, tf.data.Dataset):
+        array = np.concatenate([_dataset_inputs(element, expected) for element in data])
+    else:
+        array = np.asarray(data)
+    if array.ndim == len(expected) and _fits(array.shape, expected):
+        array = array[np.newaxis]  # a single sample
+    if array.ndim != len(expected) + 1 or not _fits(array.shape[1:], expected) or not len(array):
+        raise ValueError(
+            f"`representative_data` must be samples of shape (n, {', '.join(map(str, expected))}) "
+            f"to fit the model's input. Received: representative_data of shape {array.shape}. "
+            "Pass inputs as the model takes them (e.g. `x_train[:300]`)."
+        )
+    array = array.astype(dtype)
+
+    def generator():
+        for sample in array:
+            yield [sample[np.newaxis]]
+
+    return generator
+
+
+def _dataset_inputs(element, expected):
+    if isinstance(element, (tuple, list)):
+        element = element[0]
+    array = np.asarray(element)
+    return array[np.newaxis] if array.ndim == len(expected) else array
+
+
+def _fits(shape, expected):
+    return all(e is None or s == e for s, e in zip(shape, expected, strict=True))
+
+
+def _check_integer_only(data):
+    from tfkd.profile import profile
+
+    report = profile(data)
+    if not report.all_integer:
+        floats = sorted(op for op, dtypes in report.op_dtypes.items() if "float32" in dtypes)
+        raise ValueError(
+            'quantization="int8" must give a file whose every op is integer, but these ops still '
+            f"compute in float: {', '.join(floats) or 'inputs/outputs'}. Received a model whose "
+            "quantization-aware layers do not cover every op. Pass `representative_data` to "
+            "calibrate the rest (e.g. `representative_data=x_train[:300]`)."
+        )
+

@@ -1,0 +1,202 @@
+"""What the compression modules share: TF-MOT, model checks, layer selection and cloning."""
+
+import numpy as np
+
+from tfkd._keras import check_model, keras, tf
+
+_KERNEL_NAMES = ("kernel", "depthwise_kernel", "pointwise_kernel", "embeddings")
+
+
+def tfmot():
+    """TF-MOT, imported after `tfkd._keras` has chosen tf_keras (TF-MOT reads the same choice)."""
+    import tensorflow_model_optimization as module
+
+    return module
+
+
+def check_graph_model(name, model):
+    """A Sequential or Functional tf_keras model (what TF-MOT clones); a clear error otherwise."""
+    model = check_model(name, model)
+    if isinstance(model, keras.Sequential) or getattr(model, "_is_graph_network", False):
+        return model
+    raise ValueError(
+        f"`{name}` must be a Sequential or Functional model: TF-MOT rebuilds models layer by layer "
+        f"and cannot see inside a subclassed `call`. Received: {name}="
+        f"{type(model).__name__}(name={model.name!r}). Rebuild it with the Functional API: "
+        "`inputs = keras.Input(shape); outputs = ...; model = keras.Model(inputs, outputs)`."
+    )
+
+
+def iter_layers(model):
+    """Every layer of `model`, descending into nested models (the models themselves not listed)."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from iter_layers(layer)
+        else:
+            yield layer
+
+
+def unwrap(layer):
+    """The innermost layer under any chain of wrappers (pruning, clustering, quantization)."""
+    while isinstance(layer, keras.layers.Wrapper):
+        layer = layer.layer
+    return layer
+
+
+def kernels(layer):
+    """The current values (numpy) of a layer's kernels, the weights pruning and clustering act on.
+
+    Reads through wrappers: a clustering wrapper gives its clustered values, a QAT wrapper the float
+    kernel it quantizes, a pruning wrapper the kernel itself.
+    """
+    if isinstance(layer, cluster_wrapper_class()) and layer.built:
+        return [
+            np.asarray(
+                layer.clustering_algorithms[name].get_clustered_weight(
+                    layer.pulling_indices[name], original
+                )
+            )
+            for name, original in layer.original_clusterable_weights.items()
+        ]
+    variables = unwrap(layer).weights
+    if getattr(layer, "_weight_vars", None):  # a QAT wrapper: the layer's kernel is replaced
+        variables = [weight for weight, _, _ in layer._weight_vars]
+    return [
+        np.asarray(v.numpy())
+        for v in variables
+        if v.name.split("/")[-1].split(":")[0] in _KERNEL_NAMES
+    ]
+
+
+def check_layer_names(name, requested, available, what):
+    """Every requested name is among `available`; a `ValueError` listing them otherwise."""
+    unknown = [n for n in requested if n not in available]
+    if unknown:
+        raise ValueError(
+            f"`{name}` names layers that are not {what} in this model: {unknown}. "
+            f"Received: {name}={requested!r}. The {what} layers are: {sorted(available)}."
+        )
+
+
+def select_layers(name, layers, candidates):
+    """The names of `candidates` picked by `layers` (None: all; else names and/or layer classes).
+
+    Args:
+        name: Argument name, for messages.
+        layers: `None`, or a list of layer names (str) and layer classes.
+        candidates: Layers eligible for the operation, unwrapped.
+    """
+    eligible = {layer.name: layer for layer in candidates}
+    if layers is None:
+        return list(eligible)
+    if isinstance(layers, (str, type)):
+        layers = [layers]
+    if not isinstance(layers, (list, tuple, set)) or not layers:
+        raise TypeError(
+            f"`{name}` must be a non-empty list of layer names or layer classes. "
+            f"Received: {name}={layers!r}. E.g. `{name}=['dense_1', keras.layers.Conv2D]`."
+        )
+    names = [item for item in layers if isinstance(item, str)]
+    types = [item for item in layers if isinstance(item, type)]
+    others = [item for item in layers if not isinstance(item, (str, type))]
+    if others:
+        raise TypeError(
+            f"Every item of `{name}` must be a layer name (str) or a layer class. "
+            f"Received: {others[0]!r} (of type {type(others[0]).__name__})."
+        )
+    check_layer_names(name, names, eligible, "eligible")
+    picked = [n for n, layer in eligible.items() if n in names or isinstance(layer, tuple(types))]
+    if not picked:
+        raise ValueError(
+            f"`{name}` selects no eligible layer. Received: {name}={layers!r}. "
+            f"The eligible layers are: {sorted(eligible)}."
+        )
+    return picked
+
+
+def clone_with(model, transform):
+    """Clones `model` through `keras.models.clone_model`, copying weights, with `transform(copy)`.
+
+    Each layer (nested models included) is copied from its config and gets the original's weights,
+    so the result shares nothing with `model`; `transform(original, copy)` returns the layer to use
+    (the copy, or a wrapper around it).
+    """
+    late = []
+
+    def clone_function(layer):
+        if isinstance(layer, keras.Model):
+            return clone_with(layer, transform)
+        copy = layer.__class__.from_config(layer.get_config())
+        if layer.weights:
+            shape = getattr(layer, "_build_input_shape", None)
+            if shape is None:
+                late.append((layer, copy))
+            else:  # weights in before wrapping: some wrappers replace the layer's variables
+                with tf.name_scope(copy.name):  # variables named as Keras names them
+                    copy.build(shape)
+                copy.set_weights(layer.get_weights())
+        return transform(layer, copy)
+
+    clone = keras.models.clone_model(model, clone_function=clone_function)
+    for original, copy in late:
+        copy.set_weights(original.get_weights())
+    return clone
+
+
+def prune_wrapper_class():
+    """TF-MOT's `PruneLowMagnitude` (not exported by its public API)."""
+    from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
+
+    return pruning_wrapper.PruneLowMagnitude
+
+
+def cluster_wrapper_class():
+    """TF-MOT's `ClusterWeights` (not exported by its public API)."""
+    from tensorflow_model_optimization.python.core.clustering.keras import cluster_wrapper
+
+    return cluster_wrapper.ClusterWeights
+
+
+def split_data(name, data):
+    """`(x, y)` arrays or a batched `tf.data.Dataset` of `(x, y)`: checked, returned as given."""
+    from tfkd._keras import tf
+
+    if isinstance(data, tf.data.Dataset):
+        spec = data.element_spec
+        if isinstance(spec, (tuple, list)) and len(spec) >= 2:
+            return data
+    elif isinstance(data, (tuple, list)) and len(data) == 2 and all(
+        hasattr(a, "shape") for a in data
+    ):
+        if len(data[0]) != len(data[1]):
+            raise ValueError(
+                f"`{name}` must hold as many labels as inputs. Received: {len(data[0])} inputs "
+                f"and {len(data[1])} labels."
+            )
+        return data
+    raise TypeError(
+        f"`{name}` must be `(x, y)` arrays or a batched `tf.data.Dataset` of `(x, y)` pairs. "
+        f"Received: {name} of type {type(data).__name__}. E.g. `{name}=(x_test, y_test)`."
+    )
+
+
+def accuracy(model, data, batch_size=256):
+    """Top-1 accuracy of a classifier on `(x, y)` arrays or a dataset of `(x, y)` batches."""
+    from tfkd._keras import tf
+
+    correct, total = 0, 0
+    if isinstance(data, tf.data.Dataset):
+        batches = ((x, y) for x, y, *_ in data)
+    else:
+        inputs, targets = data
+        batches = [
+            (inputs[i : i + batch_size], targets[i : i + batch_size])
+            for i in range(0, len(inputs), batch_size)
+        ]
+    for x, y in batches:
+        predicted = np.argmax(np.asarray(model(x, training=False)), axis=-1)
+        labels = np.asarray(y).reshape(predicted.shape[0], -1)
+        labels = labels[:, 0] if labels.shape[1] == 1 else np.argmax(labels, axis=-1)
+        correct += int(np.sum(predicted == labels))
+        total += len(labels)
+    return correct / total if total else 0.0

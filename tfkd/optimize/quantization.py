@@ -1,0 +1,157 @@
+"""Quantization-aware training over TF-MOT: `quantize` (8-bit QAT, PQAT, CQAT)."""
+
+import re
+
+from tfkd._validation import check_choice
+from tfkd.optimize._common import (
+    check_graph_model,
+    cluster_wrapper_class,
+    iter_layers,
+    prune_wrapper_class,
+    select_layers,
+    tfmot,
+)
+
+_PRESERVE = (None, "sparsity", "clusters")
+
+
+def quantize(model, preserve=None, layers=None):
+    """Returns a copy of `model` that trains with simulated 8-bit quantization (QAT).
+
+    Uses TF-MOT's default 8-bit scheme: weights per channel, activations per tensor, batch norm
+    folded into the convolution before it. The result trains like any model, in `Distiller.fit`
+    (with a float teacher) or a plain `fit`, and converts to an INT8 `.tflite` that keeps its
+    accuracy. The input model is not changed.
+
+    To keep what pruning or clustering achieved, strip their wrappers first (`tfkd.strip`) and pass
+    `preserve`: `"sparsity"` uses the prune-preserving scheme (PQAT: zeros stay zero through QAT),
+    `"clusters"` the cluster-preserving one (CQAT: weights keep their cluster count, and zeros).
+
+    Args:
+        model: A Sequential or Functional `tfkd.keras.Model` without pruning or clustering wrappers.
+        preserve: `None`, `"sparsity"` or `"clusters"`. Defaults to `None`.
+        layers: Layer names and/or layer classes to quantize, or `None` for the whole model.
+            Defaults to `None`.
+
+    Returns:
+        A new `tfkd.keras.Model` holding TF-MOT `QuantizeWrapperV2` layers.
+
+    Raises:
+        TypeError: If an argument has the wrong type.
+        ValueError: If `preserve` is unknown, the model still holds pruning or clustering wrappers,
+            or a selected layer is one TF-MOT cannot quantize (the message names it).
+
+    Example:
+    >>> qat = tfkd.quantize(tfkd.strip(pruned_student), preserve="sparsity")
+    >>> tfkd.Distiller(teacher=teacher, student=qat).compile(...).fit(x, y, epochs=2)
+    """
+    model = check_graph_model("model", model)
+    check_choice("preserve", preserve, _PRESERVE)
+    _check_no_training_wrappers(model)
+    api = tfmot().quantization.keras
+    scheme = _scheme(preserve)
+    candidates = [layer for layer in model.layers if not _is_input(layer)]
+    names = set(select_layers("layers", layers, candidates))
+    _check_supported(model, names, scheme)
+
+    def annotate(layer):
+        if layer.name in names:
+            return api.quantize_annotate_layer(layer)
+        return layer
+
+    from tfkd._keras import keras
+
+    annotated = keras.models.clone_model(model, clone_function=annotate)
+    annotated.set_weights(model.get_weights())
+    try:
+        with api.quantize_scope():
+            quantized = api.quantize_apply(annotated, scheme)
+    except RuntimeError as error:
+        match = re.search(r"Layer (\S+):", str(error))
+        raise ValueError(_unsupported_message(match.group(1) if match else str(error))) from error
+    _untrack_inner_copies(quantized)
+    return quantized
+
+
+def _untrack_inner_copies(model):
+    """Leaves each QAT wrapper tracking only the weights it quantizes, as a loaded one does.
+
+    `quantize_apply` leaves the wrapped layer's kernel and bias in the wrapper's own list besides
+    the quantized kernel ([kernel, bias, kernel]); a wrapper rebuilt from a `.keras` file tracks
+    [kernel], so the file would not load. Training is unchanged (the bias stays with the layer).
+    """
+    api = tfmot().quantization.keras
+    for layer in model.layers:
+        if not isinstance(layer, api.QuantizeWrapper):
+            continue
+        quantized = [weight for weight, _, _ in getattr(layer, "_weight_vars", [])]
+        kept = []
+        for variable in layer._trainable_weights:
+            if any(variable is q for q in quantized) and all(variable is not k for k in kept):
+                kept.append(variable)
+        layer._trainable_weights[:] = kept
+
+
+def _scheme(preserve):
+    api = tfmot().quantization.keras
+    if preserve == "sparsity":
+        return api.collab_opts.Default8BitPrunePreserveQuantizeScheme()
+    if preserve == "clusters":
+        from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.cluster_preserve import (  # noqa: E501
+            default_8bit_cluster_preserve_quantize_scheme as cqat,
+        )
+
+        return cqat.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True)
+    return api.default_8bit.Default8BitQuantizeScheme()
+
+
+def _is_input(layer):
+    from tfkd._keras import keras
+
+    return isinstance(layer, keras.layers.InputLayer)
+
+
+def _check_no_training_wrappers(model):
+    api = tfmot()
+    kinds = (prune_wrapper_class(), cluster_wrapper_class())
+    wrapped = [layer.name for layer in iter_layers(model) if isinstance(layer, kinds)]
+    if wrapped:
+        raise ValueError(
+            "`model` still holds pruning or clustering wrappers, which QAT cannot wrap: "
+            f"{wrapped}. Received: model={model.name!r}. Strip them first and keep their effect: "
+            "`tfkd.quantize(tfkd.strip(model), preserve='sparsity')` (or preserve='clusters')."
+        )
+    if any(isinstance(layer, api.quantization.keras.QuantizeWrapper) for layer in model.layers):
+        raise ValueError(
+            "`model` is already quantization-aware (it holds QuantizeWrapper layers). "
+            f"Received: model={model.name!r}. Quantize the float model once."
+        )
+    from tfkd._keras import keras
+
+    nested = [layer.name for layer in model.layers if isinstance(layer, keras.Model)]
+    if nested:
+        raise ValueError(
+            f"TF-MOT cannot quantize models nested inside a model: {nested}. Received: "
+            f"model={model.name!r}. Flatten the model into one Functional graph, or quantize the "
+            "inner model on its own."
+        )
+
+
+def _check_supported(model, names, scheme):
+    registry = scheme.get_quantize_registry()
+    unsupported = [
+        f"{layer.name} ({type(layer).__name__})"
+        for layer in model.layers
+        if layer.name in names and not registry.supports(layer)
+    ]
+    if unsupported:
+        raise ValueError(_unsupported_message(", ".join(unsupported)))
+
+
+def _unsupported_message(described):
+    return (
+        f"TF-MOT cannot quantize these layers: {described}. Received: a model holding them. "
+        "Pass `layers=` to quantize only the supported ones (e.g. `layers=[keras.layers.Dense, "
+        "keras.layers.Conv2D]`), or annotate them yourself with "
+        "`tfmot.quantization.keras.quantize_annotate_layer(layer, quantize_config=...)`."
+    )

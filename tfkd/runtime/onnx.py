@@ -1,0 +1,103 @@
+"""`ONNXModel`: runs an `.onnx` file on onnxruntime's CPU provider."""
+
+import os
+
+import numpy as np
+
+from tfkd._validation import check_int
+from tfkd.runtime.base import ExportedModel
+
+
+class ONNXModel(ExportedModel):
+    """An `.onnx` file ready to run on onnxruntime (CPU).
+
+    The same interface as `tfkd.TFLiteModel`: `predict`, `evaluate`, `latency`. Inputs are cast to
+    the dtype the file takes. A corrupt or truncated file raises a `ValueError` naming it.
+
+    Args:
+        path: Path to an `.onnx` file (or its bytes).
+        threads: CPU threads for one inference (onnxruntime's intra-op threads). Defaults to `1`.
+
+    Raises:
+        ValueError: If the file is not a valid ONNX model.
+        FileNotFoundError: If the path does not exist.
+
+    Example:
+    >>> tfkd.ONNXModel("student.onnx").evaluate(x_test, y_test, reference=student)
+    """
+
+    def __init__(self, path, threads=1):
+        from tfkd.profile import read_file
+
+        self.threads = check_int("threads", threads, minimum=1)
+        if isinstance(path, (bytes, bytearray, memoryview)):
+            self.source, self.data = "<.onnx bytes>", bytes(path)
+        elif isinstance(path, (str, os.PathLike)):
+            self.source = os.fspath(path)
+            self.data = read_file(self.source)
+        else:
+            raise TypeError(
+                "`path` must be a path to an .onnx file or its bytes. Received: "
+                f"path={path!r} (of type {type(path).__name__})."
+            )
+        self._session = self._load(self.data)
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1:
+            raise ValueError(
+                f"ONNXModel runs files with one input. Received: {self.source} with "
+                f"{len(inputs)} inputs."
+            )
+        self._input = inputs[0]
+        self.input_shape = tuple(d if isinstance(d, int) else None for d in inputs[0].shape[1:])
+        self._dtype = np.dtype(_NUMPY_TYPES.get(inputs[0].type, "float32"))
+
+    def _load(self, data):
+        try:
+            import onnxruntime as ort
+        except ImportError as error:
+            raise ImportError("ONNXModel needs onnxruntime: `pip install onnxruntime`.") from error
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        try:
+            return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own pybind error types
+            raise ValueError(
+                f"{self.source} is not a valid ONNX model: {str(error)[:300]}. Export it again "
+                "with `tfkd.export.to_onnx`."
+            ) from None
+
+    @property
+    def input_dtype(self):
+        return self._dtype
+
+    def latency(self, batch=1, warmup=10, runs=100):
+        if any(d is None for d in self.input_shape):
+            raise ValueError(
+                f"{self.source} has free input dimensions {self.input_shape}; latency needs a "
+                "fixed input shape. Export the model with a fixed input shape."
+            )
+        return super().latency(batch=batch, warmup=warmup, runs=runs)
+
+    latency.__doc__ = ExportedModel.latency.__doc__
+
+    def _prepared_call(self, x):
+        feed = {self._input.name: x.astype(self._dtype)}
+        return lambda: self._session.run(None, feed)
+
+    def _run(self, x):
+        return [np.asarray(o) for o in self._prepared_call(x)()]
+
+    def __repr__(self):
+        return f"ONNXModel({self.source!r}, threads={self.threads})"
+
+
+_NUMPY_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(double)": "float64",
+    "tensor(float16)": "float16",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+}

@@ -1,0 +1,399 @@
+"""Cached teacher: run the teacher once, then distil from its stored outputs every epoch.
+
+Offline distillation pays for the teacher's forward pass on every step of every epoch. When the
+training data are fixed (no random augmentation), the teacher's outputs are the same each epoch, so
+`cache_teacher_outputs` computes them once and `Distiller(teacher=cached)` trains from the stored
+values: an epoch then costs about what the student's plain `fit` costs.
+"""
+
+import hashlib
+import os
+import tempfile
+
+import numpy as np
+
+from tfkd._keras import check_model, keras, tf
+from tfkd._validation import check_int
+
+_FORMAT = 1
+
+
+class CachedTeacher:
+    """A teacher's outputs on a fixed data set, stored once, read back in step with the data.
+
+    Made by `tfkd.cache_teacher_outputs`. Pass it as `Distiller(teacher=cached)` and train on
+    `cached.dataset(x, y)` (or `cached.attach(dataset)`): an unbatched `tf.data.Dataset` of
+    `(x, y, teacher_outputs)` (plus `sample_weight` as a fourth element when given). Shuffle and
+    batch it as usual: the teacher's outputs travel with their samples, so they stay aligned.
+
+    A cache only fits the data it was built from: `dataset` and `attach` check the number of
+    samples and a fingerprint (a hash of `x`, in order) and raise on any mismatch, never
+    misaligning silently. Caching is for data without random augmentation: an augmented sample
+    is not the sample the teacher saw, so distil from a live teacher then.
+
+    With `top_k`, only the `k` largest logits and their indices are stored per sample, plus one
+    value for the other `C - k` logits (the flat tail), about `C / (2k)` less memory than all `C`
+    logits. The tail value is `logsumexp(other logits) - log(C - k)`, so at temperature 1 the
+    softmax of the rebuilt logits gives every top-k class its exact probability and the tail
+    its exact total mass, spread evenly; at higher temperatures the tail is an approximation.
+
+    Attributes:
+        num_samples: Number of samples cached.
+        num_classes: Size of the teacher's last output dimension.
+        top_k: `k`, or `None` when every logit is stored.
+        fingerprint: Hex digest identifying the cached `x`.
+        nbytes: Bytes held by the stored outputs.
+        name: Name, for messages. Defaults to `"cached_<teacher name>"`.
+    """
+
+    _is_cached_teacher = True
+    trainable = False
+
+    def __init__(self, outputs, fingerprint, top_k=None, name="cached_teacher"):
+        self._outputs = outputs
+        self.fingerprint = str(fingerprint)
+        self.top_k = top_k
+        self.name = name
+        if top_k is None:
+            self.num_samples, self.num_classes = outputs.shape[0], outputs.shape[-1]
+        else:
+            self.num_samples = outputs["top_k_values"].shape[0]
+            self.num_classes = int(outputs["num_classes"])
+
+    # ------------------------------------------------------------------------------ the outputs
+
+    @property
+    def output_shape(self):
+        """`(None, num_classes)`, like a model's, so the Distiller can check the student's."""
+        if self.top_k is None:
+            return (None,) + tuple(self._outputs.shape[1:])
+        return (None, self.num_classes)
+
+    @property
+    def nbytes(self):
+        if self.top_k is None:
+            return int(self._outputs.nbytes)
+        return int(sum(v.nbytes for k, v in self._stored().items()))
+
+    def _stored(self):
+        """What travels with each sample: the logits, or the top-k values, indices and tail."""
+        if self.top_k is None:
+            return self._outputs
+        return {k: self._outputs[k] for k in ("top_k_values", "top_k_indices", "tail")}
+
+    def decode(self, stored):
+        """Rebuilds a batch of full logits from what `dataset` yields (a tensor op, jit-safe)."""
+        if self.top_k is None:
+            return tf.convert_to_tensor(stored)
+        values = tf.convert_to_tensor(stored["top_k_values"])
+        tail = tf.cast(stored["tail"], values.dtype)[:, None]
+        one_hot = tf.one_hot(stored["top_k_indices"], self.num_classes, dtype=values.dtype)
+        return tail + tf.reduce_sum(one_hot * (values - tail)[..., None], axis=1)
+
+    def logits(self):
+        """All cached outputs as a NumPy array `[num_samples, ...]` (rebuilt if `top_k` is set)."""
+        if self.top_k is None:
+            return self._outputs
+        return self.decode(self._stored()).numpy()
+
+    # ---------------------------------------------------------------------------- the data
+
+    def dataset(self, x, y, sample_weight=None):
+        """An unbatched dataset of `(x, y, teacher_outputs)` (and `sample_weight` if given).
+
+        Args:
+            x: The inputs the cache was built from, in the same order (array or nested arrays).
+            y: Their labels.
+            sample_weight: Optional per-sample weights. Defaults to `None`.
+
+        Returns:
+            A `tf.data.Dataset` to shuffle and batch, e.g. `.shuffle(len(x)).batch(32)`.
+
+        Raises:
+            ValueError: If `x` is not the data the cache was built from, or `y` has another length.
+        """
+        count = _count(x)
+        self._check_data(count, _fingerprint_arrays(x))
+        for arg, value in (("y", y), ("sample_weight", sample_weight)):
+            if value is not None and _count(value) != count:
+                raise ValueError(
+                    f"`{arg}` must have one entry per sample of `x` ({count}). "
+                    f"Received: {arg} with {_count(value)} entries."
+                )
+        elements = (x, y, self._stored())
+        if sample_weight is not None:
+            elements += (sample_weight,)
+        return tf.data.Dataset.from_tensor_slices(elements)
+
+    def attach(self, dataset, verify=True):
+        """Adds the teacher's outputs to an unbatched dataset of `(x, y)` or `(x, y, weight)`.
+
+        Args:
+            dataset: The unbatched `tf.data.Dataset` the cache was built from, in the same order
+                (attach first, then shuffle and batch).
+            verify: Whether to iterate `dataset` once to check its fingerprint. Defaults to `True`.
+
+        Returns:
+            An unbatched `tf.data.Dataset` of `(x, y, teacher_outputs[, sample_weight])`.
+
+        Raises:
+            TypeError: If `dataset` is not a `tf.data.Dataset` of `(x, y)` tuples.
+            ValueError: If it is not the data the cache was built from (count or fingerprint).
+        """
+        if not isinstance(dataset, tf.data.Dataset):
+            raise TypeError(
+                "`dataset` must be an unbatched `tf.data.Dataset` of `(x, y)` pairs. "
+                f"Received: dataset of type {type(dataset).__name__}. For arrays use "
+                "`cached.dataset(x, y)`."
+            )
+        spec = dataset.element_spec
+        if not isinstance(spec, tuple) or len(spec) not in (2, 3):
+            raise TypeError(
+                "`dataset` must yield `(x, y)` or `(x, y, sample_weight)` tuples. "
+                f"Received: element_spec={spec!r}. Map it to `(x, y)` pairs first."
+            )
+        cardinality = int(dataset.cardinality())
+        if cardinality == int(tf.data.INFINITE_CARDINALITY):
+            raise ValueError(
+                "`dataset` must be finite: attach the teacher's outputs before `.repeat()`. "
+                "Received: an infinite dataset."
+            )
+        if verify:
+            count, fingerprint = _fingerprint_dataset(dataset.map(lambda *e: e[0]))
+            self._check_data(count, fingerprint, dataset=True)
+        elif cardinality >= 0:
+            self._check_data(cardinality, None, dataset=True)
+        outputs = tf.data.Dataset.from_tensor_slices(self._stored())
+        zipped = tf.data.Dataset.zip((dataset, outputs))
+        return zipped.map(lambda e, t: (e[0], e[1], t) + tuple(e[2:]))
+
+    def _check_data(self, count, fingerprint, dataset=False):
+        what = "`dataset`" if dataset else "`x`"
+        if count != self.num_samples:
+            hint = " (is it batched? attach to the unbatched dataset)" if dataset else ""
+            raise ValueError(
+                f"This cache holds the teacher's outputs for {self.num_samples} samples, but "
+                f"{what} has {count}{hint}. Received: {count} samples. Pass the data the cache was "
+                "built from, or build a cache for this data with `tfkd.cache_teacher_outputs`."
+            )
+        if fingerprint is not None and fingerprint != self.fingerprint:
+            raise ValueError(
+                f"{what} is not the data this cache was built from: same count ({count}) but other "
+                "values or another order (fingerprint "
+                f"{fingerprint[:12]} != {self.fingerprint[:12]})."
+                " Pass the same inputs in the same order (shuffle the returned dataset, never the "
+                "inputs), use no random augmentation, or rebuild the cache for this data."
+            )
+
+    # ------------------------------------------------------------------------------ save / load
+
+    def save(self, path):
+        """Writes the cache to a `.npz` file (atomically), to reuse across runs with `load`."""
+        path = os.fspath(path)
+        arrays = {"outputs": self._outputs} if self.top_k is None else dict(self._outputs)
+        meta = {
+            "format": np.array(_FORMAT),
+            "fingerprint": np.array(self.fingerprint),
+            "top_k": np.array(-1 if self.top_k is None else self.top_k),
+            "name": np.array(self.name),
+        }
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npz.tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays, **{f"meta_{k}": v for k, v in meta.items()})
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path):
+        """Reads a cache written by `save`."""
+        with np.load(os.fspath(path), allow_pickle=False) as data:
+            if "meta_format" not in data:
+                raise ValueError(
+                    "The file is not a tfkd teacher cache (written by `CachedTeacher.save`). "
+                    f"Received: path={os.fspath(path)!r}."
+                )
+            top_k = int(data["meta_top_k"])
+            if top_k < 0:
+                outputs, top_k = data["outputs"], None
+            else:
+                keys = ("top_k_values", "top_k_indices", "tail", "num_classes")
+                outputs = {k: data[k] for k in keys}
+            return cls(outputs, str(data["meta_fingerprint"]), top_k, name=str(data["meta_name"]))
+
+    def __repr__(self):
+        return (
+            f"CachedTeacher(name={self.name!r}, num_samples={self.num_samples}, "
+            f"num_classes={self.num_classes}, top_k={self.top_k}, nbytes={self.nbytes})"
+        )
+
+
+def cache_teacher_outputs(teacher, data, top_k=None, batch_size=256, verbose=1):
+    """Runs `teacher` once over `data` and returns its outputs as a `tfkd.CachedTeacher`.
+
+    The teacher runs in inference mode, batch by batch, with a progress bar. Train afterwards with
+    `Distiller(teacher=cached, student=...)` on `cached.dataset(x, y)` (or `cached.attach(ds)`).
+    Only for data without random augmentation (see `CachedTeacher`). Losses that read the
+    teacher's inner layers need a live teacher: a cache stores its outputs only.
+
+    Args:
+        teacher: The trained teacher, a `tfkd.keras.Model` (or a list of models, an ensemble)
+            with one output.
+        data: The training inputs `x` (array or nested arrays), an `(x, y, ...)` tuple of arrays,
+            or an unbatched `tf.data.Dataset` of `x` or `(x, y, ...)` elements, in the order used
+            later.
+        top_k: Store only the `k` largest logits per sample and a flat tail (about `C / (2k)`
+            less memory), or `None` to store all. Defaults to `None`.
+        batch_size: Samples per teacher call. Defaults to `256`.
+        verbose: `1` shows a progress bar, `0` none. Defaults to `1`.
+
+    Returns:
+        A `tfkd.CachedTeacher`.
+
+    Raises:
+        TypeError: If `teacher` is not a model or `top_k`/`batch_size` not integers.
+        ValueError: If `top_k` is not in [1, C), or the teacher's output is not `[batch, C]`.
+
+    Example:
+    >>> cached = tfkd.cache_teacher_outputs(teacher, x_train)
+    >>> distiller = tfkd.Distiller(teacher=cached, student=student)
+    >>> distiller.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
+    >>> distiller.fit(cached.dataset(x_train, y_train).shuffle(2048).batch(32), epochs=10)
+    """
+    if isinstance(teacher, (list, tuple)):
+        from tfkd.schemes.ensemble import Ensemble
+
+        teacher = Ensemble(list(teacher))
+    else:
+        teacher = check_model("teacher", teacher)
+    if top_k is not None:
+        top_k = check_int("top_k", top_k, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    batches = _input_batches(data, batch_size)
+
+    @tf.function(reduce_retracing=True)
+    def run(batch):
+        return _compress(teacher(batch, training=False), top_k)
+
+    progbar = keras.utils.Progbar(batches.cardinality_hint, verbose=verbose, unit_name="batch")
+    hashers, chunks, num_classes = None, [], None
+    for i, batch in enumerate(batches):
+        hashers = _update_hashers(hashers, batch)
+        chunk = _to_numpy(run(batch))
+        if top_k is not None:
+            num_classes = chunk.pop("num_classes")
+        chunks.append(chunk)
+        progbar.update(i + 1)
+    if not chunks:
+        raise ValueError("`data` must hold at least one sample. Received: an empty data set.")
+    outputs = tf.nest.map_structure(lambda *c: np.concatenate(c, axis=0), *chunks)
+    if top_k is not None:
+        outputs["num_classes"] = np.array(int(num_classes))
+    return CachedTeacher(outputs, _digest(hashers), top_k, name=f"cached_{teacher.name}")
+
+
+def _compress(logits, top_k):
+    """The logits as stored: all of them, or the top k with their indices and the flat tail."""
+    if isinstance(logits, (list, tuple, dict)):
+        raise ValueError(
+            "A cached teacher must have one output (the logits). Received: a teacher with "
+            f"{len(logits)} outputs. Cache `keras.Model(teacher.inputs, teacher.outputs[0])`."
+        )
+    logits = tf.cast(logits, tf.float32)
+    if top_k is None:
+        return logits
+    num_classes = logits.shape[-1]
+    if logits.shape.rank != 2 or top_k >= num_classes:
+        raise ValueError(
+            "`top_k` needs teacher outputs of shape `[batch, C]` and 1 <= top_k < C. "
+            f"Received: top_k={top_k} for outputs of shape {logits.shape}. Pass a smaller "
+            "`top_k`, or `top_k=None` to store every logit."
+        )
+    values, indices = tf.math.top_k(logits, k=top_k)
+    in_top = tf.reduce_sum(tf.one_hot(indices, num_classes), axis=1) > 0
+    rest = tf.where(in_top, tf.constant(-np.inf, logits.dtype), logits)
+    tail = tf.reduce_logsumexp(rest, axis=-1) - tf.math.log(float(num_classes - top_k))
+    return {
+        "top_k_values": values,
+        "top_k_indices": tf.cast(indices, tf.int32),
+        "tail": tail,
+        "num_classes": tf.constant(num_classes),
+    }
+
+
+class _Batches:
+    """Batches of inputs from arrays or an unbatched dataset, with their number when known."""
+
+    def __init__(self, dataset, cardinality_hint):
+        self.dataset = dataset
+        self.cardinality_hint = cardinality_hint
+
+    def __iter__(self):
+        return iter(self.dataset)
+
+
+def _input_batches(data, batch_size):
+    if isinstance(data, tf.data.Dataset):
+        spec = data.element_spec
+        inputs = data.map(lambda *e: e[0]) if isinstance(spec, tuple) else data
+        batched = inputs.batch(batch_size)
+        cardinality = int(batched.cardinality())
+        if cardinality == int(tf.data.INFINITE_CARDINALITY):
+            raise ValueError(
+                "`data` must be finite: cache before `.repeat()`. Received: an infinite dataset."
+            )
+        return _Batches(batched, cardinality if cardinality >= 0 else None)
+    x = data[0] if isinstance(data, tuple) else data
+    count = _count(x)
+    batched = tf.data.Dataset.from_tensor_slices(x).batch(batch_size)
+    return _Batches(batched, -(-count // batch_size))
+
+
+def _count(values):
+    first = tf.nest.flatten(values)[0]
+    try:
+        return int(first.shape[0])
+    except (AttributeError, TypeError, IndexError) as error:
+        raise TypeError(
+            "Expected arrays with one row per sample. "
+            f"Received: a value of type {type(first).__name__}."
+        ) from error
+
+
+def _to_numpy(structure):
+    return tf.nest.map_structure(lambda t: t.numpy(), structure)
+
+
+def _update_hashers(hashers, batch):
+    """One hash per input component, fed the component's bytes in sample order."""
+    parts = [np.ascontiguousarray(np.asarray(p)) for p in tf.nest.flatten(batch)]
+    if hashers is None:
+        hashers = []
+        for part in parts:
+            hasher = hashlib.blake2b(digest_size=16)
+            hasher.update(f"{part.dtype.str}{part.shape[1:]}".encode())
+            hashers.append(hasher)
+    for hasher, part in zip(hashers, parts, strict=True):
+        hasher.update(part.tobytes())
+    return hashers
+
+
+def _digest(hashers):
+    return "".join(h.hexdigest() for h in hashers or [])
+
+
+def _fingerprint_arrays(x):
+    return _digest(_update_hashers(None, x))
+
+
+def _fingerprint_dataset(inputs, batch_size=1024):
+    hashers, count = None, 0
+    for batch in inputs.batch(batch_size):
+        hashers = _update_hashers(hashers, batch)
+        count += int(tf.nest.flatten(batch)[0].shape[0])
+    return count, _digest(hashers)
