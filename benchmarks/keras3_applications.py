@@ -1,13 +1,14 @@
-"""Keras 3 `keras.applications` families through `tfkd.from_keras3`, then prune, quantize and export.
+"""Keras 3 `keras.applications` families through `tfkd.from_keras3`, then prune, quantize, export.
 
-For each family, built offline with `weights=None` (small inputs, 10 classes, `classifier_activation=None`):
+For each family, built offline with `weights=None` (small inputs, 10 classes,
+`classifier_activation=None`):
 
 1. random but non-degenerate weights (He-scaled kernels, BatchNorm statistics away from 0/1, the
    classifier scaled so the largest logit is 10, the size of trained logits);
 2. `tfkd.from_keras3`: seconds, and max |logit difference| against the Keras 3 model on 8 images;
 3. `tfkd.prune(converted, target_sparsity=0.5)` builds;
-4. `tfkd.quantize(converted)` (QAT) builds; if TF-MOT refuses some layers, the column says which kind
-   and retries with `layers=[Conv2D, DepthwiseConv2D, Dense]`, then `[Conv2D, Dense]`;
+4. `tfkd.quantize(converted)` (QAT) builds; if TF-MOT refuses some layers, the column says which
+   kind and retries with `layers=[Conv2D, DepthwiseConv2D, Dense]`, then `[Conv2D, Dense]`;
 5. `tfkd.export.to_tflite(converted)` (float32) runs in LiteRT and agrees with the Keras 3 logits.
 
 Run: `.venv/bin/python benchmarks/keras3_applications.py [--quick] [--families A,B]`; writes

@@ -282,14 +282,20 @@ def to_markdown(rows, args, teacher_accuracy, train_count, skipped, seconds):
             f"| {row['name']} | {row['mean']:.1f} ± {row['std']:.1f} | {delta:+.1f} | "
             f"{row['epoch_ms']:.0f} ± {row['epoch_ms_std']:.0f} |"
         )
-    better = [r["name"] for r in rows if r is not kd and r["mean"] - r["std"] > kd["mean"]]
-    close = [r["name"] for r in rows if r is not kd and abs(r["mean"] - kd["mean"]) <= r["std"]]
+    others = [r for r in rows if r is not kd]
+    better = [r["name"] for r in others if r["mean"] - r["std"] > kd["mean"]]
+    worse = [r["name"] for r in others if r["mean"] + r["std"] < kd["mean"]]
+    close = [r["name"] for r in others if r["name"] not in better + worse]
     lines += [
         "",
         f"Plain KD vs the student alone: {kd['mean'] - alone['mean']:+.1f} points.",
-        f"Beat plain KD by more than their spread: {', '.join(better) or 'none'}.",
-        f"Within one std of plain KD: {', '.join(close) or 'none'}.",
-        "All others scored below plain KD here.",
+        f"- Above plain KD by more than their own std: {', '.join(better) or 'none'}.",
+        f"- Within one std of plain KD (no clear difference at {args.seeds} seeds): "
+        f"{', '.join(close) or 'none'}.",
+        f"- Below plain KD by more than their own std: {', '.join(worse) or 'none'}.",
+        "",
+        "born_again trains 2 generations (twice the epochs; its epoch time is the whole run over "
+        "all epochs of both); MutualDistiller trains two students at once (the first is scored).",
         "",
         "Settings: DKD(alpha=1, beta=8, T=4); DIST(beta=2, gamma=2, T=4); FitNets hint teacher "
         "conv3 (4x4x128) -> student conv2 (4x4x16) through a 1x1 conv adapter, MSE; AT pairs "

@@ -16,7 +16,8 @@ Both print the same final loss (up to float rounding), since tfkd averages every
 global batch. On several machines, start one worker per machine yourself, each with its own
 TF_CONFIG (`"task": {"type": "worker", "index": i}`) and `--worker-index i`.
 
-What you should see (2 workers, defaults): a line `final loss 0.2...` after ~1 minute on 2 cores.
+What you should see (2 workers, defaults): `final loss 0.843245, test accuracy 0.9010 (2 replica(s)
+on 2 worker(s), ...)`; the same line with `--workers 1`. It takes about a minute on 2 idle cores.
 """
 
 import argparse
@@ -73,7 +74,8 @@ def run_worker(args):
     def dataset(x, y):
         # Each global batch is split across the workers (sharded by data, not by file).
         options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        shard_by_data = tf.data.experimental.AutoShardPolicy.DATA
+        options.experimental_distribute.auto_shard_policy = shard_by_data
         data = tf.data.Dataset.from_tensor_slices((x, y)).batch(args.batch_size)
         return data.with_options(options)
 
@@ -142,7 +144,7 @@ def train_teacher(args, folder):
 
 
 def launch(args, argv):
-    """Starts the local workers, waits for them (bounded by `--timeout`), returns the chief's line."""
+    """Starts the workers, waits for them (bounded by `--timeout`), returns the chief's result."""
     if args.teacher is None and args.teacher_epochs > 0:
         with tempfile.TemporaryDirectory() as folder:
             argv = [*argv, "--teacher", train_teacher(args, folder)]
@@ -154,32 +156,48 @@ def _run_workers(args, argv):
     addresses = ",".join(f"127.0.0.1:{port}" for port in free_ports(args.workers))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("TF_CONFIG", None)
-    workers = []
-    for index in range(args.workers):
-        command = [sys.executable, os.path.abspath(__file__), *argv]
-        command += ["--worker-index", str(index), "--addresses", addresses]
-        workers.append(
-            subprocess.Popen(
-                command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-            )
+    # Output goes to files, not pipes: a worker blocked on a full pipe would stall the others.
+    logs = [tempfile.TemporaryFile(mode="w+") for _ in range(args.workers)]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), *argv]
+            + ["--worker-index", str(index), "--addresses", addresses],
+            env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
         )
-    deadline = time.monotonic() + args.timeout
-    outputs = []
+        for index, log in enumerate(logs)
+    ]
     try:
-        for worker in workers:
-            outputs.append(worker.communicate(timeout=max(1.0, deadline - time.monotonic())))
+        _wait(workers, logs, args.timeout)
+        logs[0].seek(0)
+        chief = [line for line in logs[0].read().splitlines() if line.startswith("FINAL_LOSS")]
     finally:
         for worker in workers:
             if worker.poll() is None:
                 worker.kill()
                 worker.wait()
-    for index, (worker, (_, stderr)) in enumerate(zip(workers, outputs)):
-        if worker.returncode != 0:
-            raise RuntimeError(f"worker {index} failed ({worker.returncode}):\n{stderr[-3000:]}")
-    chief = [line for line in outputs[0][0].splitlines() if line.startswith("FINAL_LOSS")]
+        for log in logs:
+            log.close()
     if not chief:
-        raise RuntimeError(f"the chief printed no result:\n{outputs[0][1][-3000:]}")
+        raise RuntimeError("the chief printed no result")
     return chief[-1]
+
+
+def _wait(workers, logs, timeout):
+    """Waits for every worker; stops at the first failure (showing its output) or the timeout."""
+    deadline = time.monotonic() + timeout
+    while any(worker.poll() is None for worker in workers):
+        for index, worker in enumerate(workers):
+            if worker.poll() not in (None, 0):
+                logs[index].seek(0)
+                output = logs[index].read()[-3000:]
+                raise RuntimeError(f"worker {index} failed ({worker.returncode}):\n{output}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"The workers did not finish within --timeout={timeout} seconds.")
+        time.sleep(0.2)
+    for index, worker in enumerate(workers):
+        if worker.returncode != 0:
+            logs[index].seek(0)
+            raise RuntimeError(f"worker {index} failed:\n{logs[index].read()[-3000:]}")
 
 
 def main(argv=None):

@@ -123,6 +123,15 @@ def test_save_and_load_round_trip(cached, teacher, tiny_data, tmp_path):
         np.testing.assert_array_equal(loaded.logits(), original.logits())
         loaded.dataset(x, y)  # still recognizes its data
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache_2.npz", "cache_None.npz"]
+    # The config describes the cache (a Distiller's config holds it); outputs go through save.
+    assert top2.get_config() == {
+        "name": "cached_tiny_teacher", "num_samples": 64, "num_classes": 10, "top_k": 2,
+        "fingerprint": top2.fingerprint,
+    }
+    distiller_config = tfkd.Distiller(teacher=top2, student=build_tiny_student()).get_config()
+    assert distiller_config["teacher"]["config"]["top_k"] == 2
+    with pytest.raises(ValueError, match=r"CachedTeacher.load\(path\)"):
+        tfkd.CachedTeacher.from_config(top2.get_config())
 
 
 def test_a_cache_never_misaligns_silently(cached, tiny_data):

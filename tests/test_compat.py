@@ -103,7 +103,7 @@ def test_layer_converts_with_same_outputs_and_weights(kind):
     k3_layer, layer = k3_model.layers[-1], converted.layers[-1]
     assert layer.name == k3_layer.name
     assert type(layer).__name__ == type(k3_layer).__name__
-    for source, target in zip(k3_layer.weights, layer.weights):
+    for source, target in zip(k3_layer.weights, layer.weights, strict=True):
         np.testing.assert_array_equal(target.numpy(), np.asarray(source.numpy()))
     assert len(layer.weights) == len(k3_layer.weights)
     assert_same(k3_model, converted, sample(shape))
@@ -213,7 +213,7 @@ def test_multiple_inputs_and_outputs_keep_their_structure():
     k3_model = randomize(keras3.Model({"a": a, "b": b}, [keras3.layers.Dense(2)(h), h + 1.0]))
     converted = tfkd.from_keras3(k3_model)
     x = {"a": sample((3,)), "b": sample((2,), seed=1)}
-    for got, expected in zip(converted(x), k3_model(x)):
+    for got, expected in zip(converted(x), k3_model(x), strict=True):
         np.testing.assert_allclose(got.numpy(), np.asarray(expected), atol=1e-6)
 
 
@@ -240,7 +240,8 @@ def test_unknown_layer_error_names_layer_and_class():
 def test_subclassed_model_error_gives_the_functional_fix():
     model = Subclassed()
     model(np.zeros((1, 3), "float32"))
-    with pytest.raises(TypeError, match=r"subclassed Keras 3 model \(class Subclassed.*keras.Input"):
+    match = r"subclassed Keras 3 model \(class Subclassed.*keras.Input"
+    with pytest.raises(TypeError, match=match):
         tfkd.from_keras3(model)
 
 
@@ -248,7 +249,8 @@ def test_subclassed_model_error_gives_the_functional_fix():
     "build, match",
     [
         (lambda: functional((3,), lambda x: ops.cumsum(x, axis=-1)), r"operation node .*Cumsum"),
-        (lambda: functional((3,), keras3.layers.Activation("sparsemax")), r"activation 'sparsemax'"),
+        (lambda: functional((3,), keras3.layers.Activation("sparsemax")),
+         r"activation 'sparsemax'"),
         (lambda: functional((3,), keras3.layers.Dense(4, lora_rank=2)),
          r"sets `lora_rank`.*Received: lora_rank=2"),
         (lambda: keras3.Sequential([keras3.layers.Dense(2)]), r"not built.*keras.Input"),
@@ -297,7 +299,7 @@ def test_distiller_accepts_keras3_teacher_and_student(tiny_data):
     distiller.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(True))
     history = distiller.fit(x, y, epochs=1, batch_size=32, verbose=0)
     assert {"loss", "student_loss", "distillation_loss"} <= set(history.history)
-    for before, after in zip(teacher_before, teacher.get_weights()):
+    for before, after in zip(teacher_before, teacher.get_weights(), strict=True):
         np.testing.assert_array_equal(before, np.asarray(after))
 
 

@@ -82,7 +82,7 @@ def test_mobilenet_v2_converts_quantizes_and_exports():
     interpreter.allocate_tensors()
     index = interpreter.get_input_details()[0]["index"]
     out = interpreter.get_output_details()[0]["index"]
-    for image, logits in zip(images[:2], expected[:2]):
+    for image, logits in zip(images[:2], expected[:2], strict=True):
         interpreter.set_tensor(index, image[None])
         interpreter.invoke()
         np.testing.assert_allclose(interpreter.get_tensor(out)[0], logits, atol=1e-3)

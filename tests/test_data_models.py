@@ -24,7 +24,7 @@ def test_load_digits_is_stratified_and_disjoint(digits):
     assert np.all(np.abs(train_counts - test_counts) <= 1)  # every class split in half
     train_rows = {row.tobytes() for row in x_train.reshape(len(x_train), -1)}
     shared = sum(row.tobytes() in train_rows for row in x_test.reshape(len(x_test), -1))
-    assert shared <= 5  # sklearn's digits hold a few duplicate images; the split holds no index twice
+    assert shared <= 5  # sklearn's digits hold a few duplicate images, no more
 
 
 def test_load_digits_is_deterministic_and_seeded(digits):

@@ -170,9 +170,9 @@ def test_one_epoch_fit_trains_only_the_student(make_student, tiny_data, tmp_path
     keys = {"loss", "student_loss", "distillation_loss", "accuracy"}
     assert set(history.history) == keys | {f"val_{k}" for k in keys}
     assert len(seen) == 1 and keys <= set(seen[0])
-    for before, after in zip(teacher_before, _weights(teacher)):
+    for before, after in zip(teacher_before, _weights(teacher), strict=True):
         np.testing.assert_array_equal(before, after)  # bit-identical, BN statistics included
-    for before, after in zip(student_before, _weights(student)):
+    for before, after in zip(student_before, _weights(student), strict=True):
         assert not np.array_equal(before, after)
 
     # predict and call give the student's outputs; the student saves and loads on its own.
@@ -219,7 +219,7 @@ def test_sample_weights_scale_per_sample_losses(make_teacher, make_student, tiny
     student.set_weights(initial)
     reference = _keras_io(teacher, student, optimizer=keras.optimizers.SGD(0.1))
     reference.fit(x[:half], y[:half], batch_size=half, epochs=1, verbose=0)
-    for a, b in zip(stepped_weighted, student.get_weights()):
+    for a, b in zip(stepped_weighted, student.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert not np.allclose(stepped_weighted[0], initial[0])
 
@@ -252,7 +252,8 @@ def test_backup_and_restore_resumes_to_the_same_weights(
         run(seed=2, callbacks=[backup, Crash()])
     # A new process would rebuild the models from scratch: other initial weights, same backup.
     resumed = run(seed=99, callbacks=[keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))])
-    for a, b in zip(reference.student.get_weights(), resumed.student.get_weights()):
+    pairs = zip(reference.student.get_weights(), resumed.student.get_weights(), strict=True)
+    for a, b in pairs:
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
@@ -330,6 +331,25 @@ def test_rejects_mixed_idioms(make_teacher, make_student):
             optimizer="adam", student_loss_fn=SCCE,
             distillation_loss_fn=keras.losses.KLDivergence(),
         )
+
+
+def test_teacher_alone_trains_on_unlabeled_data(make_teacher, make_student, tiny_data):
+    """`student_loss_weight=0` and no student loss: the teacher's soft targets are the only signal."""
+    x, _ = tiny_data
+    teacher, student = make_teacher(), make_student()
+    distiller = tfkd.Distiller(
+        teacher=teacher,
+        student=student,
+        distillation_losses=tfkd.losses.LogitsDistillation(temperature=2.0),
+        student_loss_weight=0.0,
+    )
+    distiller.compile(optimizer=keras.optimizers.Adam(1e-2))
+    before = tfkd.losses.LogitsDistillation(2.0)(teacher(x), student(x)).numpy()
+    history = distiller.fit(x, batch_size=16, epochs=3, verbose=0)
+    assert history.history["student_loss"] == [0.0, 0.0, 0.0]
+    assert history.history["loss"][-1] < before
+    after = tfkd.losses.LogitsDistillation(2.0)(teacher(x), student(x)).numpy()
+    assert after < 0.8 * before
 
 
 def test_fit_without_labels_is_refused(make_teacher, make_student, tiny_data):

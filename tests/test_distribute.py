@@ -84,7 +84,7 @@ def _result(process):
 
 def test_mirrored_two_devices_equals_one_device():
     process = subprocess.run(
-        [sys.executable, "-c", MIRRORED], env=_env(), capture_output=True, text=True, timeout=240
+        [sys.executable, "-c", MIRRORED], env=_env(), capture_output=True, text=True, timeout=300
     )
     result = _result(process)
     one, two = result["one"], result["two"]
@@ -94,7 +94,7 @@ def test_mirrored_two_devices_equals_one_device():
         np.testing.assert_allclose(two["history"][key], values, rtol=1e-5, err_msg=key)
     for key, value in one["evaluate"].items():
         np.testing.assert_allclose(two["evaluate"][key], value, rtol=1e-5, err_msg=key)
-    for a, b in zip(one["weights"], two["weights"]):
+    for a, b in zip(one["weights"], two["weights"], strict=True):
         np.testing.assert_allclose(np.array(b), np.array(a), rtol=1e-5, atol=1e-6)
 
 
@@ -104,7 +104,7 @@ def test_multi_worker_example_two_workers_equal_one():
     small = ["--epochs", "1", "--teacher-epochs", "0", "--samples", "64", "--batch-size", "16"]
     runs = {
         workers: subprocess.Popen(
-            [sys.executable, script, "--workers", str(workers), "--timeout", "200", *small],
+            [sys.executable, script, "--workers", str(workers), "--timeout", "280", *small],
             env=_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -115,7 +115,7 @@ def test_multi_worker_example_two_workers_equal_one():
     outputs = {}
     try:
         for workers, process in runs.items():
-            stdout, stderr = process.communicate(timeout=240)
+            stdout, stderr = process.communicate(timeout=300)
             assert process.returncode == 0, stderr[-3000:]
             line = [row for row in stdout.splitlines() if row.startswith("FINAL_LOSS")][-1]
             outputs[workers] = line.split()

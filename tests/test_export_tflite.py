@@ -1,11 +1,20 @@
-"""`tfkd.export.to_tflite`: every mode runs and agrees with Keras, int8 is all-integer with int8 I/O,
-pruned zeros survive in the file, QAT exports without data, bad input is refused, writes are atomic."""
+"""`tfkd.export.to_tflite`: every mode runs and agrees with Keras, int8 is all-integer with int8
+I/O, pruned zeros survive in the file, QAT exports without data, bad input is refused, writes are
+atomic."""
 
 import os
 
 import numpy as np
 import pytest
-from _export_cases import N_CALIBRATION, digits, kernels_of, pruned_cnn, qat_cnn, tflite, trained_cnn
+from _export_cases import (
+    N_CALIBRATION,
+    digits,
+    kernels_of,
+    pruned_cnn,
+    qat_cnn,
+    tflite,
+    trained_cnn,
+)
 from ai_edge_litert.interpreter import Interpreter
 
 import tfkd
@@ -43,8 +52,8 @@ def test_int8_is_all_integer_with_int8_input_and_output():
     interpreter = Interpreter(model_content=tflite("int8"))
     assert interpreter.get_input_details()[0]["dtype"] == np.int8
     assert interpreter.get_output_details()[0]["dtype"] == np.int8
-    float_tensors = [t["name"] for t in interpreter.get_tensor_details() if t["dtype"] == np.float32]
-    assert float_tensors == []
+    details = interpreter.get_tensor_details()
+    assert [t["name"] for t in details if t["dtype"] == np.float32] == []
     profile = tfkd.profile(tflite("int8"))
     assert profile.all_int8 and {"CONV_2D", "FULLY_CONNECTED"} <= set(profile.ops)
     assert "QUANTIZE" not in profile.ops and "DEQUANTIZE" not in profile.ops
@@ -94,18 +103,23 @@ def test_int8_on_a_float_model_needs_representative_data():
 
 
 def test_unknown_mode_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="'float32', 'float16', 'dynamic', 'int4', 'int8', 'int16x8'"):
+    modes = "'float32', 'float16', 'dynamic', 'int4', 'int8', 'int16x8'"
+    with pytest.raises(ValueError, match=f"one of {modes}. Received: quantization='int2'"):
         tfkd.export.to_tflite(trained_cnn(), quantization="int2")
 
 
 def test_representative_data_of_the_wrong_shape_is_refused():
-    with pytest.raises(ValueError, match=r"shape \(n, 8, 8, 1\).*Received: representative_data of shape \(5, 28, 28\)"):
-        tfkd.export.to_tflite(trained_cnn(), quantization="int8", representative_data=np.zeros((5, 28, 28)))
+    message = r"shape \(n, 8, 8, 1\).*Received: representative_data of shape \(5, 28, 28\)"
+    with pytest.raises(ValueError, match=message):
+        tfkd.export.to_tflite(
+            trained_cnn(), quantization="int8", representative_data=np.zeros((5, 28, 28))
+        )
 
 
 def test_representative_data_may_be_a_dataset_of_pairs(tmp_path):
     (x_train, y_train), _ = digits()
-    dataset = tf.data.Dataset.from_tensor_slices((x_train[:N_CALIBRATION], y_train[:N_CALIBRATION]))
+    n = N_CALIBRATION
+    dataset = tf.data.Dataset.from_tensor_slices((x_train[:n], y_train[:n]))
     data = tfkd.export.to_tflite(trained_cnn(), tmp_path / "d.tflite", "int8", dataset.batch(16))
     assert tfkd.profile(data).all_int8
     assert (tmp_path / "d.tflite").read_bytes() == data

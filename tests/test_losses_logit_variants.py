@@ -185,6 +185,16 @@ def test_one_epoch_fits(make_teacher, make_student, tiny_data):
     assert np.isfinite(history.history["distillation_loss"][0])
     for old, new in zip(before, teacher.get_weights(), strict=True):
         np.testing.assert_array_equal(old, new)
+    # Inside the fit the losses get the labels (not the teacher's argmax): one batch of all 64.
+    logged = distiller.evaluate(x, y, batch_size=64, verbose=0, return_dict=True)
+    t, s = teacher(x, training=False), student(x, training=False)
+    expected = (
+        L.DecoupledKD()(t, s, labels=y)
+        + L.DIST(temperature=4.0)(t, s)
+        + 0.5 * L.TeacherFreeKD()(None, s, labels=y)
+    )
+    assert logged["distillation_loss"] == pytest.approx(float(expected), rel=1e-4)
+    assert float(L.DecoupledKD()(t, s)) != pytest.approx(float(L.DecoupledKD()(t, s, labels=y)))
 
 
 def test_teacher_free_distiller_needs_no_teacher(make_student, tiny_data):

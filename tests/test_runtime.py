@@ -6,6 +6,7 @@ import pytest
 from _export_cases import digits, tflite, trained_cnn
 
 import tfkd
+from tfkd import keras
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,17 @@ def test_batch_size_does_not_change_outputs(batch_size):
     _, (x_test, _) = digits()
     model = tfkd.TFLiteModel(tflite("float32"))
     expected = trained_cnn().predict(x_test[:20], verbose=0)
-    np.testing.assert_allclose(model.predict(x_test[:20], batch_size=batch_size), expected, atol=1e-5)
+    outputs = model.predict(x_test[:20], batch_size=batch_size)
+    np.testing.assert_allclose(outputs, expected, atol=1e-5)
+
+
+def test_a_file_with_a_fixed_batch_size_pads_the_last_batch():
+    _, (x_test, _) = digits()
+    inputs = keras.Input((8, 8, 1), batch_size=4)
+    fixed = keras.Model(inputs, trained_cnn()(inputs))
+    model = tfkd.TFLiteModel(tfkd.export.to_tflite(fixed))
+    outputs = model.predict(x_test[:10])
+    np.testing.assert_allclose(outputs, trained_cnn().predict(x_test[:10], verbose=0), atol=1e-5)
 
 
 def test_a_single_sample_is_accepted():
@@ -70,6 +81,7 @@ def test_latency_reports_median_and_spread():
     assert 0 < latency.p10_ms <= latency.median_ms <= latency.p90_ms
     assert set(latency.to_dict()) >= {"median_ms", "p10_ms", "p90_ms", "std_ms"}
     assert "ms median" in str(latency)
+    assert tfkd.TFLiteModel(tflite("int8")).latency(warmup=0, runs=3, threads=2).threads == 2
 
 
 def test_onnx_model_predicts_evaluates_and_times(onnx_file):

@@ -35,6 +35,11 @@ from tfkd.schemes.born_again import BornAgainResult as BornAgainResult
 from tfkd.schemes.born_again import born_again as born_again
 from tfkd.schemes.deep_supervision import DeepSupervision as DeepSupervision
 from tfkd.schemes.mutual import MutualDistiller as MutualDistiller
+from tfkd.pipeline import compress as compress
+from tfkd.pipeline import DistillConfig as DistillConfig
+from tfkd.pipeline import ExportConfig as ExportConfig
+from tfkd.pipeline import PruneConfig as PruneConfig
+from tfkd.pipeline import QuantizeConfig as QuantizeConfig
 
 __version__ = "0.1.0"
 
@@ -45,3 +50,4 @@ __all__ += ["CachedTeacher", "cache_teacher_outputs", "EMATeacher"]
 __all__ += ["MutualDistiller", "born_again", "BornAgainResult", "DeepSupervision"]
 __all__ += ["from_keras3"]
 __all__ += ["export", "profile", "Report", "TFLiteModel", "ONNXModel"]
+__all__ += ["compress", "DistillConfig", "PruneConfig", "QuantizeConfig", "ExportConfig"]

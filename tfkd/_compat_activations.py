@@ -1,8 +1,9 @@
-"""Keras 3 activations in tf_keras terms, written out with Keras 3's own formulas (TensorFlow backend).
+"""Keras 3 activations in tf_keras terms, written out with Keras 3's formulas (TensorFlow backend).
 
-tf_keras lacks several Keras 3 activations (`hard_silu`, `relu6`, `leaky_relu`, ...) and disagrees on one
-(`hard_sigmoid` is `clip(0.2 x + 0.5)` in tf_keras, `relu6(x + 3) / 6` in Keras 3). The functions here
-are registered under the package "tfkd", so converted models save and load (with tfkd imported).
+tf_keras lacks several Keras 3 activations (`hard_silu`, `relu6`, `leaky_relu`, ...) and disagrees
+on one (`hard_sigmoid` is `clip(0.2 x + 0.5)` in tf_keras, `relu6(x + 3) / 6` in Keras 3). The
+functions here are registered under the package "tfkd", so converted models save and load (with
+tfkd imported).
 Function names match Keras 3's, so TF-MOT recognises the ones it supports by name (e.g. `relu6`).
 """
 
@@ -151,6 +152,7 @@ def translate_activation(value, where):
             return _WRITTEN_OUT[value]
     raise ValueError(
         f"{where} uses the activation {value!r}, which tfkd cannot convert to tf_keras. "
-        f"Supported activations: {', '.join(SUPPORTED_ACTIVATIONS)}. Received: activation={value!r}. "
+        f"Supported activations: {', '.join(SUPPORTED_ACTIVATIONS)}. "
+        f"Received: activation={value!r}. "
         "Use one of these, or rebuild the model with `tfkd.keras` and copy the weights."
     )

@@ -138,11 +138,11 @@ def copy_weights(source, target):
     by_name = {_short_name(w): w for w in sources}
     if len(by_name) == len(sources) and set(by_name) == {_short_name(w) for w in targets}:
         sources = [by_name[_short_name(w)] for w in targets]
-    for value, variable in zip(sources, targets):
+    for value, variable in zip(sources, targets, strict=True):
         if tuple(value.shape) != tuple(variable.shape):
             _raise_weights(source, target)
     effective = _effective_values(source)
-    for value, variable in zip(sources, targets):
+    for value, variable in zip(sources, targets, strict=True):
         value = effective.get(_short_name(value), value)
         variable.assign(np.reshape(np.asarray(value), tuple(variable.shape)))
     target.finalize_state()  # preprocessing layers (Normalization) cache tensors from variables

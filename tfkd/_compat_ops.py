@@ -1,8 +1,9 @@
-"""Operator nodes of Keras 3 functional graphs (`x + 3.0`, `ops.mean(x, axis=1)`, `x[:, 0]`) in tf_keras.
+"""Operator nodes of Keras 3 functional graphs (`x + 3.0`, `ops.mean(x, axis=1)`, `x[:, 0]`).
 
-Keras 3 records a `keras.ops` call on symbolic tensors as an operation node. The tf_keras equivalent is the
-same TensorFlow function applied to tf_keras symbolic tensors, which tf_keras records as a `TFOpLambda` (or
-`SlicingOpLambda`) layer: serializable, and converted by the TFLite converter like any TensorFlow op.
+Keras 3 records a `keras.ops` call on symbolic tensors as an operation node. The tf_keras equivalent
+is the same TensorFlow function applied to tf_keras symbolic tensors, which tf_keras records as a
+`TFOpLambda` (or `SlicingOpLambda`) layer: serializable, and converted by the TFLite converter like
+any TensorFlow op.
 """
 
 from tfkd import _compat_activations as activations

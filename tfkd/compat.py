@@ -1,7 +1,7 @@
 """Keras 3 models in tfkd: rebuilt as tf_keras models (config and weights), which TF-MOT can wrap.
 
-tfkd never imports Keras 3: it reads the model it is given (its graph, layer configs and weights) and
-builds the same graph with `tfkd.keras` (tf_keras). Layers are translated in `_compat_layers`,
+tfkd never imports Keras 3: it reads the model it is given (its graph, layer configs and weights)
+and builds the same graph with `tfkd.keras` (tf_keras). Layers are translated in `_compat_layers`,
 activations tf_keras lacks are written out in `_compat_activations`, and the operator nodes Keras 3
 records for `keras.ops` calls (`x + 3.0`) are translated in `_compat_ops`.
 """
@@ -25,8 +25,8 @@ def from_keras3(model):
     Converted: the common built-in layers (Dense, convolutions incl. depthwise and separable,
     Batch/Layer normalization, pooling, padding, Dropout, Flatten, Reshape, activation layers, merge
     layers, Embedding, Rescaling, Normalization, ...), nested Functional/Sequential models, Keras 3
-    activations tf_keras lacks (`hard_silu`, `relu6`, ... written out with Keras 3's formulas) and the
-    operator nodes Keras 3 records for `keras.ops` calls on symbolic tensors (`x + 3.0`,
+    activations tf_keras lacks (`hard_silu`, `relu6`, ... written out with Keras 3's formulas) and
+    the operator nodes Keras 3 records for `keras.ops` calls on symbolic tensors (`x + 3.0`,
     `x * (1 / 6)`, `ops.mean`, `x[:, 0]`, ...), which become tf_keras `TFOpLambda` layers.
 
     Args:
@@ -34,13 +34,14 @@ def from_keras3(model):
             `keras.Model`.
 
     Returns:
-        A new `tfkd.keras.Model` (a `tfkd.keras.Sequential` for a Sequential input) with the same name,
-        layer names and weights, giving the same outputs.
+        A new `tfkd.keras.Model` (a `tfkd.keras.Sequential` for a Sequential input) with the same
+        name, layer names and weights, giving the same outputs.
 
     Raises:
-        TypeError: If `model` is not a Keras 3 model, or is a subclassed one (with the Functional fix).
-        ValueError: If a layer, activation or operation cannot be converted (the error names it and its
-            class), or a Sequential model is not built.
+        TypeError: If `model` is not a Keras 3 model, or is a subclassed one (the message gives the
+            Functional fix).
+        ValueError: If a layer, activation or operation cannot be converted (the message names it
+            and its class), or a Sequential model is not built.
 
     Example:
 
@@ -80,10 +81,10 @@ def convert_keras3_argument(name, model):
     """
     converted = from_keras3(model)
     warnings.warn(
-        f"`{name}` is a Keras 3 model ({type(model).__name__} {model.name!r}); tfkd converted it to "
-        "a tf_keras model (the Keras TF-MOT needs) with the same weights, and works on that copy: "
-        "the Keras 3 model is left unchanged. To convert explicitly (and keep a handle on the copy, "
-        f"silencing this message), call `{name} = tfkd.from_keras3({name})` first.",
+        f"`{name}` is a Keras 3 model ({type(model).__name__} {model.name!r}); tfkd converted it "
+        "to a tf_keras model (the Keras TF-MOT needs) with the same weights, and works on that "
+        "copy: the Keras 3 model is left unchanged. To convert explicitly (and keep a handle on "
+        f"the copy, silencing this message), call `{name} = tfkd.from_keras3({name})` first.",
         UserWarning,
         stacklevel=3,
     )
@@ -104,8 +105,9 @@ def _convert_model(model, pairs):
     raise TypeError(
         f"`model` is a subclassed Keras 3 model (class {type(model).__name__}, name "
         f"{model.name!r}): its layers are wired by Python code in `call`, which tfkd cannot read. "
-        f"Received: model={type(model).__name__}(name={model.name!r}). Build it with the Functional "
-        "API instead: `inputs = keras.Input(shape=...)`, `outputs = ...layers...(inputs)`, "
+        f"Received: model={type(model).__name__}(name={model.name!r}). Build it with the "
+        "Functional API instead: `inputs = keras.Input(shape=...)`, "
+        "`outputs = ...layers...(inputs)`, "
         "`model = keras.Model(inputs, outputs)` (the same layers, so weights carry over with "
         "`set_weights`), then call `tfkd.from_keras3(model)`; or build it with `tfkd.keras`."
     )
@@ -128,7 +130,9 @@ def _convert_sequential(model, pairs):
             "Start it with `keras.Input(shape=...)` or call `model.build(input_shape)` first."
         )
     source = inputs[0]
-    layers = [keras.Input(batch_shape=tuple(source.shape), dtype=source.dtype, name=_input_name(source))]
+    layers = [
+        keras.Input(batch_shape=tuple(source.shape), dtype=source.dtype, name=_input_name(source))
+    ]
     for layer in model.layers:
         layers.append(_convert_operation(layer, pairs))
     converted = keras.Sequential(layers, name=model.name)
@@ -170,7 +174,7 @@ def _convert_functional(model, pairs):
                 if id(operation) not in layers:
                     layers[id(operation)] = _convert_operation(operation, pairs)
                 outputs = layers[id(operation)](*args, **kwargs)
-            for source, target in zip(node.outputs, tf.nest.flatten(outputs)):
+            for source, target in zip(node.outputs, tf.nest.flatten(outputs), strict=True):
                 tensors[id(source)] = target
     inputs = tf.nest.map_structure(lambda x: tensors[id(x)], model._inputs_struct)
     outputs = tf.nest.map_structure(lambda x: tensors[id(x)], model._outputs_struct)

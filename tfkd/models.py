@@ -83,3 +83,48 @@ def build_keras_io_student(input_shape=(28, 28, 1), num_classes=10, name="studen
         ],
         name=name,
     )
+
+
+def shrink(model, width, name=None):
+    """A new, untrained model shaped like `model` with `width` times its filters and units.
+
+    Every layer's `filters` and `units` are scaled (rounded, at least 1), except those of the
+    last layer that has them, which produces the outputs (e.g. the logits), so the student keeps
+    the teacher's number of classes. Weights are freshly initialized.
+
+    Args:
+        model: A Sequential or Functional `tfkd.keras.Model` (e.g. the teacher).
+        width: Scale of the filters and units, in (0, 1]. `0.25` keeps about 1/16 of the
+            parameters of a convolutional network.
+        name: The new model's name. Defaults to `None` (`"<name>_x<width>"`).
+
+    Returns:
+        The new `tfkd.keras.Model`.
+
+    Raises:
+        ValueError: If `width` is outside (0, 1] or the model is subclassed.
+
+    Example:
+    >>> student = tfkd.models.shrink(teacher, 0.25)
+    """
+    from tfkd._keras import check_model
+    from tfkd._validation import check_number
+
+    model = check_model("model", model)
+    width = check_number("width", width)
+    if not 0.0 < width <= 1.0:
+        raise ValueError(f"`width` must be in (0, 1]. Received: width={width!r}. E.g. `0.25`.")
+    if not (isinstance(model, keras.Sequential) or getattr(model, "_is_graph_network", False)):
+        raise ValueError(
+            "`shrink` needs a Sequential or Functional model. Received: "
+            f"model={type(model).__name__}(name={model.name!r}). Rebuild it with the Functional "
+            "API."
+        )
+    config = model.get_config()
+    layers = [c for c in config["layers"] if {"filters", "units"} & set(c["config"])]
+    for layer in layers[:-1]:
+        for key in ("filters", "units"):
+            if key in layer["config"]:
+                layer["config"][key] = max(1, int(round(layer["config"][key] * width)))
+    config["name"] = name or f"{model.name}_x{width:g}"
+    return model.__class__.from_config(config)

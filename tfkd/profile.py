@@ -1,4 +1,4 @@
-"""`profile`: what a Keras model, a `.tflite` or an `.onnx` file holds: size, sparsity, op dtypes."""
+"""`profile`: what a Keras model, `.tflite` or `.onnx` file holds: size, sparsity, op dtypes."""
 
 import collections
 import dataclasses
@@ -50,7 +50,7 @@ class Profile:
 
     @property
     def all_int8(self):
-        """Whether the model is integer-only with int8 inputs and outputs (a full-int8 `.tflite`)."""
+        """Whether the model is integer-only with int8 inputs and outputs (full-int8 `.tflite`)."""
         io = self.input_dtypes + self.output_dtypes
         return self.all_integer and bool(io) and all(d == "int8" for d in io)
 
@@ -89,7 +89,7 @@ def profile(obj):
         obj: A `tfkd.keras.Model`, a path to a `.tflite` or `.onnx` file, or a file's bytes.
 
     Returns:
-        A `tfkd.profile.Profile`.
+        A `Profile` (`to_dict()`, `str()`, `all_int8`).
 
     Raises:
         TypeError: If `obj` is none of the above.
@@ -123,7 +123,7 @@ def profile(obj):
 
 
 def read_file(path):
-    """The bytes of `path`; a clear `FileNotFoundError`/`ValueError` if it is missing or a folder."""
+    """The bytes of `path`; a clear `FileNotFoundError`/`ValueError` if missing or a folder."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"No such file: {path!r}. Check the path.")
     if os.path.isdir(path):
@@ -198,7 +198,7 @@ def _tflite_names(schema):
 
 
 def parse_tflite(data, source):
-    """The flatbuffer's `ModelT`, or a `ValueError` naming `source` if it is not a valid `.tflite`."""
+    """The flatbuffer's `ModelT`; a `ValueError` naming `source` if it is not a valid `.tflite`."""
     from ai_edge_litert import schema_py_generated as schema
 
     if not is_tflite(data):
@@ -327,7 +327,8 @@ def _profile_onnx(data, source):
     initializers = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
     for name, value in initializers.items():
         dtype_of[name] = value.dtype.name
-    ops, op_dtypes, weights, all_integer = collections.Counter(), collections.defaultdict(set), {}, True
+    ops, op_dtypes = collections.Counter(), collections.defaultdict(set)
+    weights, all_integer = {}, True
     for node in graph.node:
         ops[node.op_type] += 1
         for name in list(node.input) + list(node.output):
@@ -348,7 +349,9 @@ def _profile_onnx(data, source):
         weight_sparsity={n: _fraction_zero([v]) for n, v in weights.items()},
         ops=dict(ops),
         op_dtypes={k: sorted(v) for k, v in op_dtypes.items()},
-        input_dtypes=[dtype_of.get(i.name, "unknown") for i in graph.input if i.name not in initializers],
+        input_dtypes=[
+            dtype_of.get(i.name, "unknown") for i in graph.input if i.name not in initializers
+        ],
         output_dtypes=[dtype_of.get(o.name, "unknown") for o in graph.output],
         all_integer=bool(all_integer),
     )
@@ -362,7 +365,8 @@ def _is_parameter(value):
 def _onnx_weight_source(name, graph):
     """Follows DequantizeLinear/Transpose/Cast back to the stored initializer."""
     producers = {out: node for node in graph.node for out in node.output}
-    while name in producers and producers[name].op_type in ("DequantizeLinear", "Transpose", "Cast"):
+    passthrough = ("DequantizeLinear", "Transpose", "Cast")
+    while name in producers and producers[name].op_type in passthrough:
         name = producers[name].input[0]
     return name
 

@@ -306,48 +306,71 @@ def _draw(title, stages, reference, path):
     timed = [r for r in rows if r.get("latency_ms")]
     panels = 1 + bool(sized) + bool(timed)
     fig, axes = plt.subplots(
-        1, panels, figsize=(6 + 4 * (panels - 1), 4.8), squeeze=False,
+        1, panels, figsize=(6.5 + 4 * (panels - 1), 0.35 * len(rows) + 4.2), squeeze=False,
         gridspec_kw={"width_ratios": [1.6] + [1] * (panels - 1)},
     )
     axes = list(axes[0])
-    _draw_tradeoff(axes[0], rows, reference)
     colors = {r["name"]: plt.cm.tab10(i % 10) for i, r in enumerate(rows)}
+    _draw_tradeoff(axes[0], rows, reference, colors)
     if sized:
-        ax = axes[1]
-        names = [r["name"] for r in sized]
-        ax.barh(names, [r["gzip_bytes"] / 1024 for r in sized], color=[colors[n] for n in names])
-        ax.set_xscale("log")
-        ax.set_xlabel("gzip size (KiB, log)")
-        ax.invert_yaxis()
-        for i, r in enumerate(sized):
-            label = f" {r['smaller']:.1f}x smaller" if r.get("smaller") else ""
-            ax.text(r["gzip_bytes"] / 1024, i, label, va="center", fontsize=8)
-        ax.set_title("Download size")
+        labels = [
+            " reference" if reference and r["name"] == reference["name"]
+            else (f" {r['smaller']:.1f}x smaller" if (r.get("smaller") or 0) >= 1
+                  else f" {1 / r['smaller']:.1f}x larger" if r.get("smaller") else "")
+            for r in sized
+        ]
+        _draw_bars(axes[1], sized, "gzip_bytes", 1 / 1024, "gzip size (KiB)", colors, labels)
+        axes[1].set_title("Download size")
     if timed:
-        ax = axes[-1]
-        names = [r["name"] for r in timed]
-        ax.barh(names, [r["latency_ms"] for r in timed], color=[colors[n] for n in names])
-        ax.set_xlabel("batch-1 latency (ms)")
-        ax.invert_yaxis()
-        ax.set_title("Speed")
-    fig.suptitle(title)
+        labels = [f" {r['latency_ms']:.3g} ms" for r in timed]
+        _draw_bars(axes[-1], timed, "latency_ms", 1.0, "batch-1 latency (ms)", colors, labels)
+        axes[-1].set_title("Speed (one sample)")
+    fig.suptitle(title, fontweight="bold")
     fig.tight_layout()
     fig.savefig(path, dpi=120, format="png")
     plt.close(fig)
 
 
-def _draw_tradeoff(ax, rows, reference):
+def _draw_bars(ax, rows, key, scale, label, colors, texts):
+    from matplotlib.ticker import FuncFormatter
+
+    values = [r[key] * scale for r in rows]
+    ax.barh([r["name"] for r in rows], values, color=[colors[r["name"]] for r in rows])
+    if max(values) / max(min(values), 1e-12) > 20:
+        ax.set_xscale("log")
+        label += ", log"
+    ax.set_xlim(right=max(values) * (8 if ax.get_xscale() == "log" else 1.45))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xlabel(label)
+    ax.invert_yaxis()
+    for i, (value, text) in enumerate(zip(values, texts, strict=True)):
+        ax.text(value, i, text, va="center", fontsize=8)
+
+
+def _draw_tradeoff(ax, rows, reference, colors):
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
     points = [r for r in rows if r.get("gzip_bytes") and r.get("accuracy") is not None]
     for i, r in enumerate(points):
-        ax.scatter(r["gzip_bytes"] / 1024, 100 * r["accuracy"], s=60, color=f"C{i % 10}", zorder=3)
-        ax.annotate(r["name"], (r["gzip_bytes"] / 1024, 100 * r["accuracy"]),
-                    textcoords="offset points", xytext=(6, 4), fontsize=9)
+        xy = (r["gzip_bytes"] / 1024, 100 * r["accuracy"])
+        ax.scatter(*xy, s=70, color=colors[r["name"]], zorder=3, edgecolor="black", linewidth=0.5)
+        offset = (7, 6) if i % 2 == 0 else (7, -12)  # alternate so neighbours do not overlap
+        ax.annotate(r["name"], xy, textcoords="offset points", xytext=offset, fontsize=9)
     if reference and reference.get("accuracy") is not None:
         ax.axhline(100 * reference["accuracy"], color="grey", linestyle="--", linewidth=1,
                    label=f"{reference['name']} accuracy")
         ax.legend(loc="lower right", fontsize=8)
     if points:
         ax.set_xscale("log")
+        sizes = [r["gzip_bytes"] / 1024 for r in points]
+        ax.set_xlim(min(sizes) / 1.6, max(sizes) * 2.2)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+        accuracies = [100 * r["accuracy"] for r in points]
+        middle, span = (max(accuracies) + min(accuracies)) / 2, max(accuracies) - min(accuracies)
+        half = max(span * 0.6, 1.0)  # at least 2 points tall, so noise does not look like a cliff
+        ax.set_ylim(middle - half, middle + half)
     else:
         ax.text(0.5, 0.5, "no stage has both accuracy and size", ha="center",
                 transform=ax.transAxes)

@@ -28,7 +28,7 @@ def write_text(path, text):
 
 @contextlib.contextmanager
 def atomic_file(path):
-    """Yields a temporary path beside `path`; on success it replaces `path`, on failure it is removed."""
+    """Yields a temporary path beside `path`: it replaces `path` on success, goes on failure."""
     path = os.fspath(path)
     parent = _parent(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=parent)

@@ -118,7 +118,7 @@ def _quantize_int4(float_data):
 
 
 def _representative_samples(data, model):
-    """Returns a callable yielding `[sample]` lists of batch 1, checked against the model's input."""
+    """A callable yielding `[sample]` lists of batch 1, checked against the model's input."""
     if len(model.inputs) != 1:
         raise ValueError(
             "`representative_data` is supported for models with one input. Received a model with "

@@ -50,13 +50,11 @@ def kernels(layer):
     kernel it quantizes, a pruning wrapper the kernel itself.
     """
     if isinstance(layer, cluster_wrapper_class()) and layer.built:
+        # What the next forward pass (and `strip`) computes: pruned zeros re-zeroed, indices fresh.
+        layer.update_clustered_weights_associations()
         return [
-            np.asarray(
-                layer.clustering_algorithms[name].get_clustered_weight(
-                    layer.pulling_indices[name], original
-                )
-            )
-            for name, original in layer.original_clusterable_weights.items()
+            np.asarray(layer.get_weight_from_layer(name))
+            for name in layer.original_clusterable_weights
         ]
     variables = unwrap(layer).weights
     if getattr(layer, "_weight_vars", None):  # a QAT wrapper: the layer's kernel is replaced

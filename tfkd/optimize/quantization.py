@@ -68,7 +68,8 @@ def quantize(model, preserve=None, layers=None):
             quantized = api.quantize_apply(annotated, scheme)
     except RuntimeError as error:
         match = re.search(r"Layer (\S+):", str(error))
-        raise ValueError(_unsupported_message(match.group(1) if match else str(error))) from error
+        described = match.group(1) if match else str(error)
+        raise ValueError(_unsupported_message(model, described)) from error
     _untrack_inner_copies(quantized)
     return quantized
 
@@ -145,12 +146,12 @@ def _check_supported(model, names, scheme):
         if layer.name in names and not registry.supports(layer)
     ]
     if unsupported:
-        raise ValueError(_unsupported_message(", ".join(unsupported)))
+        raise ValueError(_unsupported_message(model, ", ".join(unsupported)))
 
 
-def _unsupported_message(described):
+def _unsupported_message(model, described):
     return (
-        f"TF-MOT cannot quantize these layers: {described}. Received: a model holding them. "
+        f"TF-MOT cannot quantize these layers: {described}. Received: model={model.name!r}. "
         "Pass `layers=` to quantize only the supported ones (e.g. `layers=[keras.layers.Dense, "
         "keras.layers.Conv2D]`), or annotate them yourself with "
         "`tfmot.quantization.keras.quantize_annotate_layer(layer, quantize_config=...)`."

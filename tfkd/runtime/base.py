@@ -67,11 +67,12 @@ def measure_latency(call, batch, warmup, runs, threads):
 
 def predictions_of(reference, x):
     """Outputs of `reference` on `x`: a Keras model, a `TFLiteModel`/`ONNXModel`, or an array."""
+    if isinstance(reference, ExportedModel):
+        outputs = reference.predict(x)
+        return outputs[0] if isinstance(outputs, list) else outputs
     if hasattr(reference, "predict") and not isinstance(reference, np.ndarray):
-        try:
-            return np.asarray(reference.predict(x, verbose=0))
-        except TypeError:  # tfkd runtimes take no `verbose`
-            return np.asarray(reference.predict(x))
+        outputs = reference.predict(x, verbose=0)
+        return np.asarray(outputs[0] if isinstance(outputs, list) else outputs)
     return np.asarray(reference)
 
 
@@ -107,10 +108,12 @@ def accuracy_and_agreement(outputs, y=None, reference=None):
 
 
 class ExportedModel:
-    """Base of `TFLiteModel` and `ONNXModel`. Subclasses set `source`, `input_shape` (without the
-    batch dimension), `threads`, and implement `_run(batch) -> list of float arrays`."""
+    """Base of `TFLiteModel` and `ONNXModel`. Subclasses set `source`, `data` (the file's bytes),
+    `input_shape` (without the batch dimension), `threads`, and implement
+    `_run(batch) -> list of float arrays`."""
 
     source = "<model>"
+    data = b""
     input_shape = ()
     threads = 1
 
@@ -153,17 +156,17 @@ class ExportedModel:
         if isinstance(outputs, list):
             outputs = outputs[0]
         expected = None if reference is None else predictions_of(reference, x)
-        if isinstance(expected, list):
-            expected = expected[0]
         return accuracy_and_agreement(outputs, y, expected)
 
-    def latency(self, batch=1, warmup=10, runs=100):
+    def latency(self, batch=1, warmup=10, runs=100, threads=None):
         """Median time of one call on random inputs of `batch` samples, and its spread.
 
         Args:
             batch: Samples per call. Defaults to `1`.
             warmup: Untimed calls first. Defaults to `10`.
             runs: Timed calls. Defaults to `100`.
+            threads: CPU threads to time with, or `None` for the model's own `threads`.
+                Defaults to `None`.
 
         Returns:
             A `tfkd.runtime.Latency` (`median_ms`, `p10_ms`, `p90_ms`, ...; `to_dict()`).
@@ -171,6 +174,15 @@ class ExportedModel:
         batch = check_int("batch", batch, minimum=1)
         warmup = check_int("warmup", warmup, minimum=0)
         runs = check_int("runs", runs, minimum=1)
+        if threads is not None and check_int("threads", threads, minimum=1) != self.threads:
+            other = type(self)(self.data, threads=threads)
+            other.source = self.source
+            return other.latency(batch=batch, warmup=warmup, runs=runs)
+        if any(d is None or d < 0 for d in self.input_shape):
+            raise ValueError(
+                f"{self.source} has free input dimensions {self.input_shape}; `latency` needs a "
+                "fixed input shape. Time `predict` on real inputs instead."
+            )
         x = np.random.default_rng(0).random((batch, *self.input_shape), dtype=np.float32)
         run = self._prepared_call(x)
         return measure_latency(run, batch, warmup, runs, self.threads)

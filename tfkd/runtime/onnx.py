@@ -71,16 +71,6 @@ class ONNXModel(ExportedModel):
     def input_dtype(self):
         return self._dtype
 
-    def latency(self, batch=1, warmup=10, runs=100):
-        if any(d is None for d in self.input_shape):
-            raise ValueError(
-                f"{self.source} has free input dimensions {self.input_shape}; latency needs a "
-                "fixed input shape. Export the model with a fixed input shape."
-            )
-        return super().latency(batch=batch, warmup=warmup, runs=runs)
-
-    latency.__doc__ = ExportedModel.latency.__doc__
-
     def _prepared_call(self, x):
         feed = {self._input.name: x.astype(self._dtype)}
         return lambda: self._session.run(None, feed)

@@ -60,7 +60,7 @@ class TFLiteModel(ExportedModel):
         signature = self._inputs[0].get("shape_signature", self._inputs[0]["shape"])
         self.input_shape = tuple(int(d) for d in signature[1:])
         self._fixed_batch = int(signature[0]) if signature[0] > 0 else None
-        self._batch = int(self._inputs[0]["shape"][0])
+        self._shape = tuple(int(d) for d in self._inputs[0]["shape"])
 
     def _load(self):
         try:
@@ -93,15 +93,15 @@ class TFLiteModel(ExportedModel):
             return self._fixed_batch
         return super()._batch_size(batch_size)
 
-    def _resize(self, batch):
-        if batch != self._batch:
+    def _resize(self, shape):
+        if shape != self._shape:
             index = self._inputs[0]["index"]
-            self._interpreter.resize_tensor_input(index, [batch, *self.input_shape])
+            self._interpreter.resize_tensor_input(index, list(shape))
             self._interpreter.allocate_tensors()
-            self._batch = batch
+            self._shape = shape
 
     def _prepared_call(self, x):
-        self._resize(len(x))
+        self._resize(tuple(x.shape))
         value = _quantize(x, self._inputs[0])
         index = self._inputs[0]["index"]
         interpreter = self._interpreter
@@ -114,13 +114,13 @@ class TFLiteModel(ExportedModel):
         return call
 
     def _run(self, x):
-        if self._fixed_batch is not None and len(x) != self._fixed_batch:
-            raise ValueError(
-                f"{self.source} takes batches of exactly {self._fixed_batch}. Received a batch "
-                f"of {len(x)}."
-            )
+        count = len(x)
+        if self._fixed_batch is not None and count < self._fixed_batch:  # pad the last batch
+            padding = np.zeros((self._fixed_batch - count, *x.shape[1:]), x.dtype)
+            x = np.concatenate([x, padding])
         outputs = self._prepared_call(x)()
-        return [_dequantize(value, details) for value, details in zip(outputs, self._outputs)]
+        pairs = zip(outputs, self._outputs, strict=True)
+        return [_dequantize(value, details)[:count] for value, details in pairs]
 
     def __repr__(self):
         return (

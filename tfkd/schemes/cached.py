@@ -32,10 +32,16 @@ class CachedTeacher:
     is not the sample the teacher saw, so distil from a live teacher then.
 
     With `top_k`, only the `k` largest logits and their indices are stored per sample, plus one
-    value for the other `C - k` logits (the flat tail), about `C / (2k)` less memory than all `C`
-    logits. The tail value is `logsumexp(other logits) - log(C - k)`, so at temperature 1 the
-    softmax of the rebuilt logits gives every top-k class its exact probability and the tail
-    its exact total mass, spread evenly; at higher temperatures the tail is an approximation.
+    value for the other `C - k` logits (the flat tail): `2k + 1` numbers instead of `C`, about
+    `C / (2k)` times less memory. The tail value is `logsumexp(other logits) - log(C - k)`, so
+    at temperature 1 the softmax of the rebuilt logits gives every top-k class its exact
+    probability and the tail its exact total mass, spread evenly; at higher temperatures the
+    tail is an approximation (slightly more tail mass than the teacher's). The dataset's
+    `teacher_outputs` is then a dict (`top_k_values`, `top_k_indices`, `tail`), rebuilt into
+    logits inside the training step.
+
+    Evaluating a Distiller with a cached teacher on plain `(x, y)` data (no teacher outputs, e.g.
+    the test set) reports the student's loss and metrics, with `distillation_loss` 0.
 
     Attributes:
         num_samples: Number of samples cached.
@@ -226,6 +232,24 @@ class CachedTeacher:
                 outputs = {k: data[k] for k in keys}
             return cls(outputs, str(data["meta_fingerprint"]), top_k, name=str(data["meta_name"]))
 
+    def get_config(self):
+        """A description of the cache (JSON-able); the outputs themselves go through `save`."""
+        return {
+            "name": self.name,
+            "num_samples": int(self.num_samples),
+            "num_classes": int(self.num_classes),
+            "top_k": self.top_k,
+            "fingerprint": self.fingerprint,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        raise ValueError(
+            "A `CachedTeacher` cannot be rebuilt from its config, which describes the cache but "
+            f"does not hold the teacher's outputs. Received: config={config!r}. Save the cache "
+            "with `cached.save(path)` and reload it with `tfkd.CachedTeacher.load(path)`."
+        )
+
     def __repr__(self):
         return (
             f"CachedTeacher(name={self.name!r}, num_samples={self.num_samples}, "
@@ -248,7 +272,7 @@ def cache_teacher_outputs(teacher, data, top_k=None, batch_size=256, verbose=1):
             or an unbatched `tf.data.Dataset` of `x` or `(x, y, ...)` elements, in the order used
             later.
         top_k: Store only the `k` largest logits per sample and a flat tail (about `C / (2k)`
-            less memory), or `None` to store all. Defaults to `None`.
+            times less memory; see `CachedTeacher`), or `None` to store all. Defaults to `None`.
         batch_size: Samples per teacher call. Defaults to `256`.
         verbose: `1` shows a progress bar, `0` none. Defaults to `1`.
 
@@ -276,7 +300,7 @@ def cache_teacher_outputs(teacher, data, top_k=None, batch_size=256, verbose=1):
     batch_size = check_int("batch_size", batch_size, minimum=1)
     batches = _input_batches(data, batch_size)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)  # no tensor-dependent Python flow
     def run(batch):
         return _compress(teacher(batch, training=False), top_k)
 

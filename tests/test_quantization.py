@@ -1,0 +1,110 @@
+"""`tfkd.quantize`: QAT wrappers, subsets, PQAT keeping zeros, a QAT student in `Distiller.fit`."""
+
+import numpy as np
+import pytest
+import tensorflow_model_optimization as tfmot
+
+import tfkd
+from tfkd import keras
+
+SCCE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+QuantizeWrapper = tfmot.quantization.keras.QuantizeWrapper
+
+
+def _quantized(model):
+    return [layer.layer.name for layer in model.layers if isinstance(layer, QuantizeWrapper)]
+
+
+def _with_layer_norm():
+    inputs = keras.Input((8,))
+    x = keras.layers.Dense(8, name="dense")(inputs)
+    x = keras.layers.LayerNormalization(name="norm")(x)
+    outputs = keras.layers.Dense(3, name="logits")(x)
+    return keras.Model(inputs, outputs, name="normed")
+
+
+def test_quantize_wraps_every_layer_and_leaves_the_input_alone(make_student, tiny_data):
+    student = make_student()
+    qat = tfkd.quantize(student)
+    assert _quantized(qat) == ["s_conv", "s_flatten", "s_embed", "s_logits"]
+    assert _quantized(student) == []
+    wrapper = qat.get_layer("quant_s_embed")
+    np.testing.assert_array_equal(wrapper._weight_vars[0][0].numpy(),
+                                  student.get_layer("s_embed").kernel.numpy())
+    np.testing.assert_array_equal(wrapper.layer.bias.numpy(),
+                                  student.get_layer("s_embed").bias.numpy())
+    x, _ = tiny_data
+    assert qat(x).shape == student(x).shape
+
+
+def test_quantize_a_subset_by_name_or_type(make_student):
+    # TF-MOT also quantizes the output of the layer feeding a quantized one (output only).
+    chosen = tfkd.quantize(make_student(), layers=["s_logits"])
+    assert _quantized(chosen) == ["s_embed", "s_logits"]
+    assert "OutputOnlyConfig" in type(chosen.get_layer("quant_s_embed").quantize_config).__name__
+    chosen = tfkd.quantize(make_student(), layers=[keras.layers.Dense])
+    assert _quantized(chosen) == ["s_flatten", "s_embed", "s_logits"]  # s_flatten: output only
+    assert not isinstance(chosen.get_layer("s_conv"), QuantizeWrapper)
+
+
+def test_unquantizable_layer_is_named_with_the_fix():
+    expected = r"cannot quantize these layers: norm \(LayerNormalization\).*Pass `layers=`"
+    with pytest.raises(ValueError, match=expected + ".*quantize_annotate_layer"):
+        tfkd.quantize(_with_layer_norm())
+    qat = tfkd.quantize(_with_layer_norm(), layers=["dense", "logits"])
+    assert _quantized(qat) == ["dense", "logits"]
+
+
+def test_qat_student_trains_inside_distiller_fit_with_a_float_teacher(
+    make_teacher, make_student, tiny_data
+):
+    x, y = tiny_data
+    teacher, student = make_teacher(), tfkd.quantize(make_student())
+    teacher_before = [w.numpy().copy() for w in teacher.weights]
+    kernel_before = student.get_layer("quant_s_embed").layer.bias.numpy().copy()
+    distiller = tfkd.Distiller(teacher=teacher, student=student)
+    distiller.compile(optimizer="adam", loss=SCCE, metrics=["accuracy"])
+    history = distiller.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert set(history.history) == {"loss", "student_loss", "distillation_loss", "accuracy"}
+    for old, new in zip(teacher_before, teacher.weights, strict=True):
+        np.testing.assert_array_equal(old, new.numpy())
+    assert not np.array_equal(kernel_before, student.get_layer("quant_s_embed").layer.bias.numpy())
+    assert _quantized(teacher) == []
+
+
+def test_prune_preserving_qat_keeps_the_zeros(tiny_data):
+    x, y = tiny_data
+    inputs = keras.Input((8, 8, 1))
+    hidden = keras.layers.Dense(16, name="hidden")(keras.layers.Flatten()(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(10, name="logits")(hidden))
+    kernel = model.get_layer("hidden").kernel.numpy()
+    kernel[::2] = 0.0  # half the rows
+    model.get_layer("hidden").kernel.assign(kernel)
+    qat = tfkd.quantize(model, preserve="sparsity")
+    qat.compile(optimizer="adam", loss=SCCE)
+    qat.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert tfkd.sparsity(qat).layers["hidden"] == 0.5
+    plain = tfkd.quantize(model)
+    plain.compile(optimizer="adam", loss=SCCE)
+    plain.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert tfkd.sparsity(plain).layers["hidden"] < 0.1  # without preserve, the zeros move
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"preserve": "zeros"}, "Received: preserve='zeros'"),
+     ({"layers": ["nope"]}, r"Received: layers=\['nope'\]")],
+)
+def test_quantize_rejects_bad_arguments(make_student, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        tfkd.quantize(make_student(), **kwargs)
+
+
+def test_quantize_asks_to_strip_pruning_first(make_student):
+    with pytest.raises(ValueError, match=r"still holds pruning or clustering.*tfkd.strip"):
+        tfkd.quantize(tfkd.prune(make_student()), preserve="sparsity")
+
+
+def test_quantize_refuses_a_qat_model(make_student):
+    with pytest.raises(ValueError, match="already quantization-aware"):
+        tfkd.quantize(tfkd.quantize(make_student()))

@@ -1,0 +1,167 @@
+"""Data files for the command line: `.npz` arrays, or a folder of images per class."""
+
+import os
+
+import numpy as np
+
+
+def check_xy(name, data):
+    """`(x, y)` as NumPy arrays of the same length, or a `ValueError` that says what to pass."""
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise ValueError(
+            f"`{name}` must be a pair `(x, y)` of arrays. Received: {name} of type "
+            f"{type(data).__name__}. Pass e.g. `{name}=(x, y)`."
+        )
+    x, y = np.asarray(data[0]), np.asarray(data[1])
+    if x.ndim < 2 or y.ndim != 1 or len(x) != len(y) or len(x) == 0:
+        raise ValueError(
+            f"`{name}` must be `(x, y)` with x of shape (n, ...) and integer labels y of shape "
+            f"(n,). Received: x of shape {x.shape}, y of shape {y.shape}."
+        )
+    return x.astype("float32", copy=False), y
+
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+def load_data(path, input_shape=None, test_fraction=0.2, seed=0):
+    """Reads `((x_train, y_train), (x_test, y_test))` from an `.npz` file or a folder of images.
+
+    An `.npz` holds the arrays `x_train`, `y_train`, `x_test` and `y_test`. A folder holds one
+    sub-folder of images per class (named by the class; sorted names give the label ids), or
+    `train/` and `test/` folders laid out that way; without them, a stratified `test_fraction` of
+    each class is held out. Images are resized to `input_shape` (height, width, channels; 1 channel
+    reads grayscale) and scaled to [0, 1].
+
+    Args:
+        path: An `.npz` file or a folder.
+        input_shape: Shape of one input, needed for a folder of images. Defaults to `None`.
+        test_fraction: Held-out fraction for a folder without `train/`/`test/`. Defaults to `0.2`.
+        seed: Seed of that split. Defaults to `0`.
+
+    Returns:
+        `(x_train, y_train), (x_test, y_test)`.
+
+    Raises:
+        FileNotFoundError: If `path` does not exist.
+        ValueError: If keys are missing, or the file or folder holds no usable data.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No data at this path. Received: path={path!r}.")
+    if os.path.isdir(path):
+        return _load_image_folder(path, input_shape, test_fraction, seed)
+    arrays = _read_npz(path)
+    missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
+    if missing:
+        raise ValueError(
+            f"{path} lacks the arrays {missing}. Received: arrays {sorted(arrays)}. Save the data "
+            "with `np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)`."
+        )
+    train = check_xy("x_train/y_train", (arrays["x_train"], arrays["y_train"]))
+    test = check_xy("x_test/y_test", (arrays["x_test"], arrays["y_test"]))
+    return train, test
+
+
+def load_inputs(path):
+    """Reads inputs from an `.npz`: its `x_train`, or `x` when that is its only array (e.g. a
+    representative set for int8 calibration)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No data at this path. Received: path={path!r}.")
+    arrays = _read_npz(path)
+    if "x_train" in arrays:
+        return np.asarray(arrays["x_train"], dtype="float32")
+    if list(arrays) == ["x"]:
+        return np.asarray(arrays["x"], dtype="float32")
+    raise ValueError(
+        f"{path} must hold `x_train`, or `x` as its only array. Received: arrays {sorted(arrays)}."
+    )
+
+
+def check_input_shape(model_input_shape, x, source="the model"):
+    """Raises a `ValueError` if samples `x` do not fit an input shape (batch dimension excluded)."""
+    expected = tuple(model_input_shape)
+    got = tuple(np.asarray(x).shape[1:])
+    fits = len(expected) == len(got) and all(e in (None, -1) or e == g
+                                             for e, g in zip(expected, got, strict=False))
+    if not fits:
+        raise ValueError(
+            f"The data do not fit {source}: it takes inputs of shape {expected}. Received: "
+            f"samples of shape {got}. Reshape or resize the data to {expected}."
+        )
+
+
+def _read_npz(path):
+    if not path.endswith(".npz"):
+        raise ValueError(
+            "Data must be an `.npz` file (or a folder of images per class). "
+            f"Received: path={path!r}."
+        )
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path} is not a readable `.npz` file ({error}).") from None
+
+
+def _load_image_folder(path, input_shape, test_fraction, seed):
+    if input_shape is None or len(input_shape) != 3:
+        raise ValueError(
+            "Reading a folder of images needs the model's input shape (height, width, channels). "
+            f"Received: input_shape={input_shape!r}."
+        )
+    if all(os.path.isdir(os.path.join(path, d)) for d in ("train", "test")):
+        classes = _class_names(os.path.join(path, "train"))
+        return tuple(_read_images(os.path.join(path, part), classes, input_shape)
+                     for part in ("train", "test"))
+    from sklearn.model_selection import train_test_split
+
+    x, y = _read_images(path, _class_names(path), input_shape)
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=test_fraction, stratify=y, random_state=seed)
+    return (x_train, y_train), (x_test, y_test)
+
+
+def _class_names(path):
+    names = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)))
+    if len(names) < 2:
+        raise ValueError(
+            f"A folder of images needs one sub-folder per class (at least 2). Received: {path} "
+            f"with sub-folders {names}."
+        )
+    return names
+
+
+def _read_images(path, classes, input_shape):
+    from PIL import Image
+
+    height, width, channels = input_shape
+    mode = "L" if channels == 1 else "RGB"
+    xs, ys = [], []
+    for label, name in enumerate(classes):
+        folder = os.path.join(path, name)
+        for file in sorted(os.listdir(folder)):
+            if not file.lower().endswith(_IMAGE_SUFFIXES):
+                continue
+            with Image.open(os.path.join(folder, file)) as image:
+                image = image.convert(mode).resize((width, height))
+                xs.append(np.asarray(image, dtype="float32").reshape(input_shape) / 255.0)
+            ys.append(label)
+    if not xs:
+        raise ValueError(f"No images ({', '.join(_IMAGE_SUFFIXES)}) under {path}.")
+    return np.stack(xs), np.asarray(ys, dtype="int64")
+
+
+def load_test_data(path):
+    """Reads `(x_test, y_test)` from an `.npz` (or `(x, y)` when it holds those instead)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No data at this path. Received: path={path!r}.")
+    arrays = _read_npz(path)
+    for keys in (("x_test", "y_test"), ("x", "y")):
+        if all(k in arrays for k in keys):
+            return check_xy(f"{keys[0]}/{keys[1]}", (arrays[keys[0]], arrays[keys[1]]))
+    raise ValueError(
+        f"{path} must hold `x_test` and `y_test` (or `x` and `y`). Received: arrays "
+        f"{sorted(arrays)}."
+    )

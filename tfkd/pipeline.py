@@ -1,0 +1,389 @@
+"""`compress`: the whole path in one call, from a trained teacher to int8 `.tflite` and `.onnx`.
+
+teacher -> distilled student -> pruned (inside the distillation) -> prune-preserving QAT (still
+distilled, float teacher) -> exported files, each stage measured side by side in a `tfkd.Report`.
+Every step is configured by a small dataclass (or a dict of its fields); `False` skips the step.
+"""
+
+import dataclasses
+import os
+import sys
+import tempfile
+import time
+
+from tfkd._keras import check_model, keras
+from tfkd._validation import (
+    check_choice,
+    check_fraction,
+    check_int,
+    check_open_fraction,
+    check_positive,
+)
+from tfkd.datafiles import check_xy
+
+EXPORT_FORMATS = ("float32-tflite", "float16-tflite", "dynamic-tflite", "int8-tflite", "onnx")
+
+
+@dataclasses.dataclass
+class DistillConfig:
+    """How `compress` distils the student (keras.io's loss, Adam).
+
+    Args:
+        epochs: Epochs of distillation. Defaults to `150`.
+        batch_size: Batch size (also of the pruning and QAT fits). Defaults to `32`.
+        learning_rate: Adam's learning rate. Defaults to `5e-3`.
+        temperature: Softening temperature of the teacher's and student's logits. Defaults to `8.0`.
+        alpha: Weight of the student's loss on the labels; `1 - alpha` weighs the distillation
+            loss. Defaults to `0.1`.
+        seed: Seed set before each fit (weights' shuffling, dropout). Defaults to `0`.
+    """
+
+    epochs: int = 150
+    batch_size: int = 32
+    learning_rate: float = 5e-3
+    temperature: float = 8.0
+    alpha: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self):
+        check_int("epochs", self.epochs, minimum=1)
+        check_int("batch_size", self.batch_size, minimum=1)
+        check_positive("learning_rate", self.learning_rate)
+        check_positive("temperature", self.temperature)
+        check_fraction("alpha", self.alpha)
+        check_int("seed", self.seed)
+
+
+@dataclasses.dataclass
+class PruneConfig:
+    """How `compress` prunes the distilled student (`tfkd.prune`, trained inside a Distiller).
+
+    Args:
+        target_sparsity: Fraction of zeros in every prunable kernel, in (0, 1). Defaults to `0.8`.
+        epochs: Epochs of distillation while pruning (the target is reached two-thirds of the way
+            through). Defaults to `30`.
+        learning_rate: Adam's learning rate while pruning. Defaults to `1e-3`.
+        structure: `None`, or `"m:n"` structured sparsity such as `"2:4"`. Defaults to `None`.
+    """
+
+    target_sparsity: float = 0.8
+    epochs: int = 30
+    learning_rate: float = 1e-3
+    structure: object = None
+
+    def __post_init__(self):
+        check_open_fraction("target_sparsity", self.target_sparsity)
+        check_int("epochs", self.epochs, minimum=1)
+        check_positive("learning_rate", self.learning_rate)
+
+
+@dataclasses.dataclass
+class QuantizeConfig:
+    """How `compress` runs quantization-aware training (`tfkd.quantize`, inside a Distiller).
+
+    A pruned student uses the prune-preserving scheme (`preserve="sparsity"`), so its zeros stay.
+
+    Args:
+        epochs: Epochs of distillation with simulated 8-bit quantization. Defaults to `10`.
+        learning_rate: Adam's learning rate during QAT. Defaults to `5e-4`.
+    """
+
+    epochs: int = 10
+    learning_rate: float = 5e-4
+
+    def __post_init__(self):
+        check_int("epochs", self.epochs, minimum=1)
+        check_positive("learning_rate", self.learning_rate)
+
+
+@dataclasses.dataclass
+class ExportConfig:
+    """Which files `compress` writes and measures.
+
+    The float files come from the float student (pruned and stripped, or distilled); the
+    `"int8-tflite"` file from the QAT student when there is one (no calibration needed), else
+    from the float student calibrated on training inputs.
+
+    Args:
+        formats: Any of `"float32-tflite"`, `"float16-tflite"`, `"dynamic-tflite"`,
+            `"int8-tflite"`, `"onnx"`. Defaults to `("float32-tflite", "int8-tflite", "onnx")`.
+        representative_samples: Training inputs to calibrate int8 on (float student only).
+            Defaults to `300`.
+        latency: Whether to measure batch-1 latency of every stage. Defaults to `True`.
+    """
+
+    formats: tuple = ("float32-tflite", "int8-tflite", "onnx")
+    representative_samples: int = 300
+    latency: bool = True
+
+    def __post_init__(self):
+        if isinstance(self.formats, str):
+            self.formats = (self.formats,)
+        self.formats = tuple(self.formats)
+        for fmt in self.formats:
+            check_choice("formats", fmt, EXPORT_FORMATS)
+        check_int("representative_samples", self.representative_samples, minimum=1)
+
+
+def compress(teacher, student, train, val, *, distill=None, prune=None, quantize=None,
+             export=None, out_dir=None, report=None, verbose=1):
+    """Distils, prunes, quantizes and exports `student`, measuring every stage against `teacher`.
+
+    The path: the student is distilled from the frozen teacher (stage `"distilled"`), pruned while
+    still distilled (`"pruned"`, `tfkd.prune` then `tfkd.strip`), trained with prune-preserving
+    simulated 8-bit quantization against the float teacher (`"qat"`), and exported (stages
+    `"float32-tflite"`, `"int8-tflite"`, `"onnx"`, ...). Each stage is measured on `val`
+    (accuracy, agreement with the teacher, parameters, bytes, gzip bytes, sparsity, batch-1
+    latency, training time) in a `tfkd.Report`. With `out_dir`, the models (`distilled.keras`,
+    `pruned.keras`, `qat.keras`), the exported files, `report.json`, `report.md` and the plot
+    `report.png` are written there.
+
+    Each step takes its config dataclass, a dict of its fields (e.g. `prune={"target_sparsity":
+    0.5}`), `None` for the defaults, or `False` to skip it (`distill=False`: `student` is already
+    trained).
+
+    Args:
+        teacher: The trained teacher, a `tfkd.keras.Model` with logits out.
+        student: The student to train (in place), a `tfkd.keras.Model` with logits out.
+        train: `(x_train, y_train)` arrays (integer labels).
+        val: `(x_test, y_test)` arrays every stage is measured on.
+        distill: A `DistillConfig`, dict, `None` or `False`. Defaults to `None`.
+        prune: A `PruneConfig`, dict, `None` or `False`. Defaults to `None`.
+        quantize: A `QuantizeConfig`, dict, `None` or `False`. Defaults to `None`.
+        export: An `ExportConfig`, dict, `None` or `False`. Defaults to `None`.
+        out_dir: Folder for the artifacts and report files, or `None` to write nothing.
+            Defaults to `None`.
+        report: A `tfkd.Report` to add the stages to (e.g. holding baselines), or `None` for a new
+            one. A `"teacher"` stage is added when it has none. Defaults to `None`.
+        verbose: `1` prints a line and a progress bar per stage, `0` is silent. Defaults to `1`.
+
+    Returns:
+        The `tfkd.Report`.
+
+    Raises:
+        TypeError: If a model or config has the wrong type.
+        ValueError: If the data or a config value is malformed.
+
+    Example:
+    >>> report = tfkd.compress(teacher, tfkd.models.build_student(), (x_train, y_train),
+    ...                        (x_test, y_test), prune={"target_sparsity": 0.8}, out_dir="out")
+    >>> print(report.to_markdown())
+    """
+    from tfkd.report import Report
+
+    teacher = check_model("teacher", teacher)
+    student = check_model("student", student)
+    train, val = check_xy("train", train), check_xy("val", val)
+    steps = {
+        "distill": _config("distill", distill, DistillConfig),
+        "prune": _config("prune", prune, PruneConfig),
+        "quantize": _config("quantize", quantize, QuantizeConfig),
+        "export": _config("export", export, ExportConfig),
+    }
+    if report is None:
+        report = Report(title="tfkd compress")
+    elif not isinstance(report, Report):
+        raise TypeError(f"`report` must be a `tfkd.Report` or None. Received: report={report!r}.")
+    run = _Run(teacher, train, val, steps, out_dir, report, verbose)
+    with tempfile.TemporaryDirectory(prefix="tfkd-compress-") as scratch:
+        run.files_dir = out_dir if out_dir is not None else scratch
+        run.all(student)
+    return report
+
+
+class _Run:
+    """One walk down the path; holds what the stages share."""
+
+    def __init__(self, teacher, train, val, steps, out_dir, report, verbose):
+        self.teacher, self.train, self.val = teacher, train, val
+        self.steps, self.out_dir, self.report, self.verbose = steps, out_dir, report, verbose
+        self.latency = steps["export"].latency if steps["export"] else True
+        # Batch, seed, temperature and alpha of the later fits: the distillation's.
+        self.fit_config = steps["distill"] or DistillConfig()
+        self.files_dir = None
+
+    def all(self, student):
+        if self.out_dir is not None:
+            os.makedirs(self.out_dir, exist_ok=True)
+        if not any(s["name"] == "teacher" for s in self.report.stages):
+            self.add("teacher", self.teacher)
+        float_model, qat_model = student, None
+        if self.steps["distill"]:
+            cfg = self.steps["distill"]
+            seconds = self.distil(student, cfg.epochs, cfg.learning_rate, "distilling")
+            self.add("distilled", student, seconds, file="distilled.keras")
+        if self.steps["prune"]:
+            float_model = self.prune(student, self.steps["prune"])
+        if self.steps["quantize"]:
+            qat_model = self.quantize(float_model, self.steps["quantize"])
+        if self.steps["export"]:
+            self.export(float_model, qat_model, self.steps["export"])
+        if self.out_dir is not None:
+            self.write_report()
+
+    def say(self, text):
+        if self.verbose:
+            print(text, file=sys.stdout, flush=True)
+
+    def add(self, name, model_or_file, seconds=None, file=None, **extra):
+        if file is not None and self.out_dir is not None:
+            _save_model(model_or_file, os.path.join(self.out_dir, file))
+        x, y = self.val
+        stage = self.report.add(name, model_or_file, x=x, y=y, train_seconds=seconds,
+                                latency=self.latency, **extra)
+        self.say(f"  {name}: accuracy {100 * stage['accuracy']:.2f}%")
+        return stage
+
+    def distil(self, student, epochs, learning_rate, what):
+        return distil(self.teacher, student, self.train, self.fit_config, epochs=epochs,
+                      learning_rate=learning_rate, verbose=self.verbose, what=what)
+
+    def prune(self, student, cfg):
+        from tfkd.optimize.pruning import prune, strip
+
+        pruned = prune(student, target_sparsity=cfg.target_sparsity, structure=cfg.structure)
+        seconds = self.distil(pruned, cfg.epochs, cfg.learning_rate,
+                              f"pruning to {cfg.target_sparsity:.0%} (distilled)")
+        stripped = strip(pruned)
+        self.add("pruned", stripped, seconds, file="pruned.keras")
+        return stripped
+
+    def quantize(self, model, cfg):
+        from tfkd.optimize.quantization import quantize
+
+        preserve = "sparsity" if self.steps["prune"] else None
+        qat = quantize(model, preserve=preserve)
+        seconds = self.distil(qat, cfg.epochs, cfg.learning_rate,
+                              "quantization-aware training (distilled)")
+        self.add("qat", qat, seconds, file="qat.keras")
+        return qat
+
+    def export(self, float_model, qat_model, cfg):
+        from tfkd.export import to_onnx, to_tflite
+
+        samples = self.train[0][: cfg.representative_samples]
+        for fmt in cfg.formats:
+            self.say(f"[tfkd] exporting {fmt}")
+            if fmt == "onnx":
+                path = os.path.join(self.files_dir, "student.onnx")
+                to_onnx(float_model, path)
+            else:
+                mode = fmt.split("-")[0]
+                source = qat_model if mode == "int8" and qat_model is not None else float_model
+                path = os.path.join(self.files_dir, f"student_{mode}.tflite")
+                data = samples if mode == "int8" and source is float_model else None
+                to_tflite(source, path, quantization=mode, representative_data=data)
+            self.add(fmt, path)
+
+    def write_report(self):
+        from tfkd.export._atomic import write_text
+
+        paths = [os.path.join(self.out_dir, n) for n in ("report.json", "report.md", "report.png")]
+        self.report.to_json(paths[0])
+        write_text(paths[1], self.report.to_markdown())
+        try:
+            self.report.plot(paths[2])
+        except ImportError:  # matplotlib is optional
+            self.say("[tfkd] matplotlib is not installed: no report.png (pip install matplotlib)")
+        self.say(f"[tfkd] wrote {', '.join(paths)}")
+
+
+def distil(teacher, student, train, config, *, epochs=None, learning_rate=None, verbose=1,
+           what="distilling"):
+    """Distils `student` from `teacher` on `train` (keras.io's loss); returns the seconds spent."""
+    from tfkd.distiller import Distiller
+
+    x, y = train
+    epochs = config.epochs if epochs is None else epochs
+    learning_rate = config.learning_rate if learning_rate is None else learning_rate
+    keras.utils.set_random_seed(config.seed)
+    distiller = Distiller(student=student, teacher=teacher)
+    distiller.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        metrics=["accuracy"],
+        student_loss_fn=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        distillation_loss_fn=keras.losses.KLDivergence(),
+        alpha=config.alpha,
+        temperature=config.temperature,
+    )
+    return timed_fit(distiller, x, y, epochs, config.batch_size, verbose, what)
+
+
+def train_alone(student, train, config, *, epochs=None, verbose=1, what="training alone"):
+    """Trains `student` on the labels alone with the distillation's optimizer, epochs, batch and
+    seed; returns the seconds spent."""
+    x, y = train
+    keras.utils.set_random_seed(config.seed)
+    student.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    epochs = config.epochs if epochs is None else epochs
+    return timed_fit(student, x, y, epochs, config.batch_size, verbose, what)
+
+
+def timed_fit(model, x, y, epochs, batch_size, verbose, what):
+    """`model.fit` with one progress bar over the epochs (not one line per epoch)."""
+    if verbose:
+        print(f"[tfkd] {what}: {epochs} epochs on {len(x)} samples", flush=True)
+    # A live progress bar on a terminal; elsewhere (logs, pipes) one line when the stage ends.
+    bar = verbose and sys.stdout.isatty()
+    callbacks = [_EpochProgress(epochs)] if bar else []
+    start = time.perf_counter()
+    history = model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=callbacks)
+    seconds = time.perf_counter() - start
+    if verbose and not bar:
+        logs = {k: v[-1] for k, v in history.history.items()}
+        shown = "".join(f", {k} {logs[k]:.4f}" for k in ("loss", "accuracy") if k in logs)
+        print(f"       done in {seconds:.1f} s{shown}", flush=True)
+    return seconds
+
+
+class _EpochProgress(keras.callbacks.Callback):
+    def __init__(self, epochs):
+        super().__init__()
+        self.progbar = keras.utils.Progbar(epochs, unit_name="epoch")
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        shown = [(k, logs[k]) for k in ("loss", "accuracy") if k in logs]
+        self.progbar.update(epoch + 1, values=shown, finalize=epoch + 1 == self.progbar.target)
+
+
+def _config(name, value, cls):
+    if value is False:
+        return None
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, dict):
+        fields = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(value) - set(fields))
+        if unknown:
+            raise ValueError(
+                f"`{name}` got unknown settings {unknown}. Received: {name}={value!r}. "
+                f"Valid settings: {fields}."
+            )
+        return cls(**value)
+    raise TypeError(
+        f"`{name}` must be a `{cls.__name__}`, a dict of its fields, None or False. "
+        f"Received: {name}={value!r} (of type {type(value).__name__})."
+    )
+
+
+def _save_model(model, path):
+    """Saves a Keras model atomically (the `.keras` suffix kept on the temporary file)."""
+    from tfkd.export._atomic import atomic_file
+
+    if not hasattr(model, "save"):
+        return
+    with atomic_file(path) as tmp:
+        keras_tmp = tmp + ".keras"
+        try:
+            model.save(keras_tmp)
+            os.replace(keras_tmp, tmp)
+        finally:
+            if os.path.exists(keras_tmp):
+                os.remove(keras_tmp)
