@@ -110,7 +110,7 @@ def keras_io_latency(runs):
 
 
 def copy_model(model):
-    """A trainable copy (a teacher a Distiller froze clones frozen: `trainable` is in its config)."""
+    """A trainable copy (a teacher a Distiller froze clones frozen: its config says so)."""
     clone = keras.models.clone_model(model)
     clone.set_weights(model.get_weights())
     clone.trainable = True

@@ -55,15 +55,15 @@ def pruned_cnn():
     pruned = tfmot.sparsity.keras.prune_low_magnitude(
         model, pruning_schedule=tfmot.sparsity.keras.ConstantSparsity(0.8, 0, frequency=1)
     )
-    return _fit(pruned, epochs=2, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    return _fit(pruned, epochs=1, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
 
 
 @functools.lru_cache(maxsize=None)
 def qat_cnn():
-    """The trained CNN fine-tuned with quantization-aware training for 2 epochs."""
+    """The trained CNN fine-tuned with quantization-aware training for 1 epoch."""
     model = keras.models.clone_model(trained_cnn())
     model.set_weights(trained_cnn().get_weights())
-    return _fit(tfmot.quantization.keras.quantize_model(model), epochs=2)
+    return _fit(tfmot.quantization.keras.quantize_model(model), epochs=1)
 
 
 @functools.lru_cache(maxsize=None)

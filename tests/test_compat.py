@@ -312,3 +312,46 @@ def test_prune_accepts_keras3_model_and_says_so():
     assert len(messages) == 1 and "`model`" in messages[0]
     assert isinstance(pruned, keras.Model)
     assert any("prune" in type(layer).__name__.lower() for layer in pruned.layers)
+
+
+def test_quantize_configs_let_tf_mot_quantize_keras3_activations():
+    """TF-MOT alone refuses Activation(hard_silu) after a BatchNormalization; with tfkd's configs
+    for converted layers, QAT builds and keeps the float outputs up to quantization error."""
+    import tensorflow_model_optimization as tfmot
+
+    from tfkd._compat_quantize import OutputQuantizeConfig, quantize_config_for
+
+    L = keras3.layers
+    inputs = keras3.Input((8, 8, 3))
+    x = L.Activation("hard_silu")(L.BatchNormalization()(L.Conv2D(4, 3)(inputs)))
+    gate = L.Activation("hard_sigmoid")(L.Dense(4)(L.GlobalAveragePooling2D(keepdims=True)(x)))
+    x = L.GlobalAveragePooling2D()(L.Multiply()([x, gate]))
+    converted = tfkd.from_keras3(randomize(keras3.Model(inputs, L.Dense(3)(x))))
+    api = tfmot.quantization.keras
+    registry = api.default_8bit.Default8BitQuantizeScheme().get_quantize_registry()
+
+    def annotate(layer, configs=True):
+        config = quantize_config_for(layer) if configs else None
+        if config is not None or registry.supports(layer):
+            return api.quantize_annotate_layer(layer, quantize_config=config)
+        return layer
+
+    tf_mot_only = keras.models.clone_model(
+        converted, clone_function=lambda layer: annotate(layer, False)
+    )
+    with pytest.raises(ValueError, match="hard_silu"), api.quantize_scope():
+        api.quantize_apply(tf_mot_only)
+
+    kinds = {type(layer).__name__: quantize_config_for(layer) for layer in converted.layers}
+    assert isinstance(kinds["Multiply"], OutputQuantizeConfig) and kinds["Dense"] is None
+    annotated = keras.models.clone_model(converted, clone_function=annotate)
+    annotated.set_weights(converted.get_weights())
+    with api.quantize_scope():
+        qat = api.quantize_apply(annotated)
+    wrapped = [layer.layer for layer in qat.layers if isinstance(layer, api.QuantizeWrapperV2)]
+    assert {"Activation", "Multiply", "Dense"} <= {type(layer).__name__ for layer in wrapped}
+    x = sample((8, 8, 3))
+    for _ in range(3):  # calibrate the ranges the quantizers start from
+        qat(x, training=True)
+    got, want = qat(x, training=False).numpy(), converted(x).numpy()
+    assert np.abs(got - want).max() <= 0.25 * np.abs(want).max()  # 8-bit error, not garbage

@@ -185,7 +185,7 @@ def test_one_epoch_fit_trains_only_the_student(make_student, tiny_data, tmp_path
     np.testing.assert_allclose(loaded.predict(x, verbose=0), student.predict(x, verbose=0))
 
 
-def test_tf_data_with_jit_compile_matches_eager_numbers(make_teacher, make_student, tiny_data):
+def test_tf_data_with_jit_compile_matches_unjitted_numbers(make_teacher, make_student, tiny_data):
     x, y = tiny_data
     teacher, student = make_teacher(), make_student()
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
@@ -334,7 +334,7 @@ def test_rejects_mixed_idioms(make_teacher, make_student):
 
 
 def test_teacher_alone_trains_on_unlabeled_data(make_teacher, make_student, tiny_data):
-    """`student_loss_weight=0` and no student loss: the teacher's soft targets are the only signal."""
+    """`student_loss_weight=0`, no student loss: the soft targets are the only signal."""
     x, _ = tiny_data
     teacher, student = make_teacher(), make_student()
     distiller = tfkd.Distiller(
@@ -359,3 +359,5 @@ def test_fit_without_labels_is_refused(make_teacher, make_student, tiny_data):
         distiller.fit(x, epochs=1, verbose=0)
     with pytest.raises(ValueError, match="`fit` needs labels"):
         distiller.fit(tf.data.Dataset.from_tensor_slices(x).batch(8), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"`evaluate` needs labels.*`evaluate\(x, y\)`"):
+        distiller.evaluate(x, verbose=0)

@@ -48,6 +48,9 @@ def test_pruned_model_is_stripped_and_keeps_its_zeros(tmp_path):
 def test_bad_opset_is_refused(tmp_path):
     with pytest.raises(ValueError, match="Received: opset=3"):
         tfkd.export.to_onnx(trained_cnn(), tmp_path / "m.onnx", opset=3)
+    with pytest.raises(ValueError, match="opsets 7 to 18. Received: opset=21"):
+        tfkd.export.to_onnx(trained_cnn(), tmp_path / "m.onnx", opset=21)
+    assert os.listdir(tmp_path) == []
 
 
 def test_failed_conversion_leaves_no_file_and_keeps_the_old_one(tmp_path):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from _export_cases import (
     N_CALIBRATION,
+    build_cnn,
     digits,
     kernels_of,
     pruned_cnn,
@@ -63,6 +64,12 @@ def test_qat_model_exports_int8_without_data():
     data = tflite("int8", "qat")
     assert tfkd.profile(data).all_int8
     assert _agreement(data, qat_cnn()) >= 0.97
+
+
+@pytest.mark.parametrize("mode", ["int4", "int16x8"])
+def test_qat_model_refuses_other_integer_modes(mode):
+    with pytest.raises(ValueError, match=f'Received: quantization="{mode}" for a QAT model'):
+        tfkd.export.to_tflite(qat_cnn(), quantization=mode)
 
 
 def _weights_by_op(data):
@@ -123,6 +130,11 @@ def test_representative_data_may_be_a_dataset_of_pairs(tmp_path):
     data = tfkd.export.to_tflite(trained_cnn(), tmp_path / "d.tflite", "int8", dataset.batch(16))
     assert tfkd.profile(data).all_int8
     assert (tmp_path / "d.tflite").read_bytes() == data
+
+
+def test_a_distiller_exports_its_student():
+    distiller = tfkd.Distiller(teacher=build_cnn(), student=trained_cnn())
+    assert tfkd.export.to_tflite(distiller) == tflite("float32")
 
 
 def test_rejects_what_is_not_a_keras_model():

@@ -3,6 +3,7 @@ Keras models, `.tflite` files (every mode) and `.onnx` files."""
 
 import gzip
 import json
+import os
 
 import numpy as np
 import pytest
@@ -77,6 +78,18 @@ def test_onnx_file(tmp_path):
     assert profile.format == "onnx" and profile.params == PARAMS
     assert {"Conv", "MatMul"} <= set(profile.ops) and not profile.all_integer
     assert tfkd.profile(open(path, "rb").read()).params == PARAMS  # bytes work too
+
+
+def test_saved_keras_models_count_their_bytes_on_disk(tmp_path):
+    trained_cnn().save(tmp_path / "cnn.keras")
+    profile = tfkd.profile(tmp_path / "cnn.keras")
+    assert profile.format == "keras" and profile.params == PARAMS
+    assert profile.bytes == os.path.getsize(tmp_path / "cnn.keras")
+    folder = tfkd.export.to_saved_model(pruned_cnn(), tmp_path / "saved")
+    profile = tfkd.profile(folder)
+    assert profile.params == PARAMS and profile.sparsity >= 0.79 and profile.source == folder
+    sizes = [os.path.getsize(os.path.join(r, n)) for r, _, ns in os.walk(folder) for n in ns]
+    assert profile.bytes == sum(sizes)
 
 
 def test_to_dict_is_json_and_str_is_readable(tmp_path):

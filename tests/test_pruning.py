@@ -186,16 +186,27 @@ def test_strip_returns_plain_layers_and_leaves_unpruned_models_as_they_are():
 # --------------------------------------------------------------------------------- callbacks
 
 
-def test_training_callbacks_add_what_pruning_needs_once(tmp_path):
+def test_training_callbacks_add_what_pruning_needs_once():
     pruned = tfkd.prune(_mlp())
     mine = UpdatePruningStep()
-    found = training_callbacks(pruned, [mine], log_dir=str(tmp_path))
-    kinds = [type(c).__name__ for c in found]
+    found = training_callbacks(pruned, [mine])
     assert found[0] is mine
-    assert kinds == ["UpdatePruningStep", "PruningEndStep", "PruningSummaries"]
+    assert [type(c).__name__ for c in found] == ["UpdatePruningStep", "PruningEndStep"]
+    assert training_callbacks(pruned, found) == found
     assert training_callbacks(_mlp(), [mine]) == [mine]
     assert tfkd.callbacks(_mlp()) == []
     assert [type(c) for c in tfkd.callbacks()] == [UpdatePruningStep, PruningEndStep]
+
+
+def test_log_dir_adds_sparsity_summaries_or_says_what_to_install(tmp_path):
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="pip install tensorboard"):
+            tfkd.callbacks(log_dir=tmp_path)
+        return
+    found = training_callbacks(tfkd.prune(_mlp()), None, log_dir=str(tmp_path))
+    assert [type(c).__name__ for c in found][-1] == "PruningSummaries"
 
 
 def test_end_step_needs_known_steps(tiny_data):
@@ -322,3 +333,13 @@ def test_private_prune_starts_from_initial_sparsity():
     pruned = _prune(_mlp(), 0.8, "polynomial", 0, 100, 10, None, None, None, None,
                     initial_sparsity=0.5)
     assert pruned.get_layer("prune_low_magnitude_hidden").pruning_schedule.initial_sparsity == 0.5
+
+
+@pytest.mark.filterwarnings("ignore:`model` is a Keras 3 model")
+def test_prune_accepts_a_keras3_model_by_converting_it():
+    keras3 = pytest.importorskip("keras")
+    model = keras3.Sequential([keras3.Input((8, 8, 1)), keras3.layers.Flatten(),
+                               keras3.layers.Dense(10, name="logits")])
+    pruned = tfkd.prune(model, target_sparsity=0.5)
+    assert isinstance(pruned, keras.Model)
+    assert _wrapped(pruned) == ["logits"]

@@ -79,6 +79,16 @@ def test_plot_writes_a_png(report, tmp_path):
     assert os.listdir(tmp_path) == ["report.png"]
 
 
+def test_a_saved_keras_file_is_a_stage(report, tmp_path):
+    _, (x_test, y_test) = digits()
+    trained_cnn().save(tmp_path / "teacher.keras")
+    stage = tfkd.Report().add("saved", tmp_path / "teacher.keras", x=x_test, y=y_test,
+                              latency=False)
+    assert stage["kind"] == "keras" and stage["params"] == 2186
+    assert stage["bytes"] == os.path.getsize(tmp_path / "teacher.keras")
+    assert stage["accuracy"] == report.stage("teacher")["accuracy"]
+
+
 def test_reference_falls_back_to_the_first_stage_and_stages_replace():
     report = tfkd.Report(reference="teacher")
     report.add("student", accuracy=0.9)

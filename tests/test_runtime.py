@@ -117,6 +117,20 @@ def test_random_bytes_are_a_clear_error(tmp_path, content):
         tfkd.ONNXModel(tmp_path / "random.onnx")
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_flipped_bytes_give_a_clear_error_or_a_running_model(seed):
+    data = bytearray(tflite("int8"))
+    rng = np.random.default_rng(seed)
+    for position in rng.integers(0, len(data), size=20):
+        data[position] = int(rng.integers(0, 256))
+    try:
+        model = tfkd.TFLiteModel(bytes(data))
+    except ValueError as error:
+        assert "<.tflite bytes>" in str(error)
+    else:  # the flips hit weight values only: the file still runs
+        assert model.predict(np.zeros((2, 8, 8, 1), np.float32)).shape == (2, 10)
+
+
 def test_truncated_onnx_is_a_clear_error(tmp_path, onnx_file):
     data = open(onnx_file, "rb").read()
     path = tmp_path / "cut.onnx"

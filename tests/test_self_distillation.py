@@ -20,21 +20,25 @@ def test_born_again_trains_fresh_generations_each_from_the_last(make_teacher, ti
     x, y = tiny_data
     teacher = make_teacher()
     before = teacher.get_weights()
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+    held_out = (x[:24], y[:24])
     result = tfkd.born_again(
-        build_tiny_student, teacher, (x, y), generations=2, epochs=1, batch_size=32, verbose=0
+        build_tiny_student, teacher, data, generations=2, epochs=1, verbose=0,
+        validation_data=held_out,
     )
     assert len(result.models) == len(result.scores) == len(result.histories) == 2
     assert result.models[0] is not result.models[1]
     assert [s["generation"] for s in result.scores] == [1, 2]
     assert {"accuracy", "loss", "student_loss", "distillation_loss"} <= set(result.scores[0])
+    assert "val_accuracy" in result.histories[0].history
     assert all(m.trainable for m in result.models)
     assert result.best("accuracy") in result.models
     for old, new in zip(before, teacher.get_weights(), strict=True):
         np.testing.assert_array_equal(old, new)
-    # Generation 2's distillation loss is measured against generation 1.
+    # Generation 2 is scored on the validation data against generation 1.
     second = tfkd.Distiller(teacher=result.models[0], student=result.models[1])
     second.compile(optimizer="sgd", loss=_loss(), metrics=["accuracy"])
-    logs = second.evaluate(x, y, verbose=0, return_dict=True)
+    logs = second.evaluate(*held_out, verbose=0, return_dict=True)
     expected = result.scores[1]["distillation_loss"]
     np.testing.assert_allclose(logs["distillation_loss"], expected, rtol=1e-5)
 

@@ -118,16 +118,16 @@ _SAME = {
 }
 _SAME.update({"silu": "swish", "swish": "swish"})
 
-_WRITTEN_OUT = {
+WRITTEN_OUT = {
     fn.__name__: fn
     for fn in (
         relu6, hard_sigmoid, hard_silu, leaky_relu, log_softmax, log_sigmoid, celu, glu, hard_tanh,
         hard_shrink, soft_shrink, tanh_shrink, squareplus, sparse_plus, sparse_sigmoid,
     )
 }
-_WRITTEN_OUT["hard_swish"] = hard_silu
+WRITTEN_OUT["hard_swish"] = hard_silu
 
-SUPPORTED_ACTIVATIONS = tuple(sorted(set(_SAME) | set(_WRITTEN_OUT)))
+SUPPORTED_ACTIVATIONS = tuple(sorted(set(_SAME) | set(WRITTEN_OUT)))
 
 
 def translate_activation(value, where):
@@ -148,8 +148,8 @@ def translate_activation(value, where):
     if isinstance(value, str):
         if value in _SAME:
             return _SAME[value]
-        if value in _WRITTEN_OUT:
-            return _WRITTEN_OUT[value]
+        if value in WRITTEN_OUT:
+            return WRITTEN_OUT[value]
     raise ValueError(
         f"{where} uses the activation {value!r}, which tfkd cannot convert to tf_keras. "
         f"Supported activations: {', '.join(SUPPORTED_ACTIVATIONS)}. "

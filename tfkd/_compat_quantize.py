@@ -1,12 +1,18 @@
 """TF-MOT quantize configs for layers of converted Keras 3 models that TF-MOT's 8-bit scheme lacks.
 
 `from_keras3` turns Keras 3 graphs into tf_keras layers TF-MOT's default 8-bit registry does not
-cover: `Activation` layers with Keras 3 activations (`hard_silu`, `hard_sigmoid`, `relu6`, ...),
-`TFOpLambda` nodes for `x + 3.0`, `x * (1 / 6)`, and the `Multiply` and `Rescaling` layers of
-squeeze-excite blocks and preprocessing. None has weights; quantizing their output (8-bit,
-asymmetric, moving-average ranges, as TF-MOT does for `ReLU` and `Add`) is what the TFLite converter
-needs to keep the graph integer. `quantize_config_for(layer)` returns such a config for these layers
-and `None` for all others, for `tfkd.quantize` to pass to `quantize_annotate_layer`.
+cover: `Activation` layers with Keras 3 activations (`hard_silu`, `hard_sigmoid`, ...), and the
+`Multiply` and `Rescaling` layers of squeeze-excite blocks and preprocessing. None has weights;
+quantizing their output (8-bit, asymmetric, moving-average ranges, as TF-MOT does for `ReLU` and
+`Add`) is what the TFLite converter needs to keep the graph integer. `quantize_config_for(layer)`
+returns such a config for these layers and `None` for all others, for `tfkd.quantize` to pass to
+`quantize_annotate_layer`.
+
+Without it, TF-MOT's 8-bit layout transforms give every `Activation` after a BatchNormalization
+TF-MOT's own activation config, which raises "Activation <function hard_silu> not supported" (even
+when the layer was not selected). `TFOpLambda` nodes (`x + 3.0`) are left alone: annotating them
+makes TF-MOT's model transformer rebuild a rank-6 tensor (tried on MobileNetV3Small); they stay
+float in the QAT model and are calibrated by `representative_data` in the int8 export.
 """
 
 import tensorflow_model_optimization as tfmot
@@ -14,15 +20,7 @@ import tensorflow_model_optimization as tfmot
 from tfkd import _compat_activations
 from tfkd._keras import keras
 
-_WRITTEN_OUT = frozenset(
-    fn for name, fn in vars(_compat_activations).items() if callable(fn) and name != "tf"
-)
-# Elementwise TensorFlow functions whose TFOpLambda output can be quantized on its own.
-_ELEMENTWISE_OPS = frozenset(
-    {"math.add", "math.subtract", "math.multiply", "math.truediv", "math.maximum",
-     "math.minimum", "math.negative", "math.abs", "math.square", "math.sigmoid",
-     "math.tanh", "nn.relu", "nn.relu6", "nn.silu", "__operators__.add"}
-)
+_WRITTEN_OUT = frozenset(_compat_activations.WRITTEN_OUT.values())
 
 
 @keras.utils.register_keras_serializable(package="tfkd")
@@ -66,8 +64,6 @@ def quantize_config_for(layer):
     kind = type(layer).__name__
     if kind == "Activation" and layer.activation in _WRITTEN_OUT:
         return OutputQuantizeConfig()
-    if kind == "TFOpLambda" and getattr(layer, "symbol", None) in _ELEMENTWISE_OPS:
-        return OutputQuantizeConfig()
-    if kind in ("Rescaling",):
+    if kind in ("Multiply", "Rescaling"):
         return OutputQuantizeConfig()
     return None

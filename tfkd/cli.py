@@ -31,7 +31,7 @@ def _build_parser():
 
     demo = commands.add_parser("demo", help="the whole path on the bundled digits, with a report",
                                description="Trains a teacher, a student alone and distilled (on "
-                               "all and on 10%% of the labels), prunes, quantizes and exports the "
+                               "all and on 10% of the labels), prunes, quantizes and exports the "
                                "distilled student, and writes report.json/md/png.")
     demo.add_argument("--out", default="tfkd-demo", help="output folder (default: tfkd-demo)")
     demo.add_argument("--epochs", type=int, default=None, help="student epochs (default: 150)")

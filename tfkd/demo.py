@@ -148,7 +148,7 @@ def _fresh_student(build_student, seed):
 def _train(student, teacher, train, config, verbose, what):
     if teacher is None:
         return train_alone(student, train, config, verbose=verbose, what=f"{what} (labels alone)")
-    return distil(teacher, student, train, config, verbose=verbose, what=f"{what} (distilled)")
+    return distil(teacher, student, train, config, verbose=verbose, what=f"{what} (from the teacher)")
 
 
 def _train_teacher(teacher, x, y, epochs, verbose):

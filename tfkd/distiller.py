@@ -307,6 +307,11 @@ class Distiller(keras.Model):
         callbacks = training_callbacks(self.student, callbacks)
         return super().fit(x, y, *args, callbacks=callbacks, **kwargs)
 
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """Keras `evaluate`, checking for the labels the student's loss needs."""
+        _check_has_labels(x, y, self.student_loss_fn, method="evaluate")
+        return super().evaluate(x, y, *args, **kwargs)
+
     def get_config(self):
         return {
             "teacher": keras.utils.serialize_keras_object(self.teacher),
@@ -516,7 +521,7 @@ def _output_shape(model):
     return shape
 
 
-def _check_has_labels(x, y, student_loss_fn):
+def _check_has_labels(x, y, student_loss_fn, method="fit"):
     if student_loss_fn is None:
         return
     if isinstance(x, tf.data.Dataset):
@@ -526,10 +531,10 @@ def _check_has_labels(x, y, student_loss_fn):
     elif y is not None or x is None or not _is_array(x):
         return
     raise ValueError(
-        "`fit` needs labels for the student's loss. Received: y=None with "
-        f"x of type {type(x).__name__}. Pass `fit(x, y)`, or a dataset of `(x, y)` pairs; to train "
-        "on the teacher alone, construct the Distiller with `student_loss_weight=0` and compile "
-        "without a student loss."
+        f"`{method}` needs labels for the student's loss. Received: y=None with "
+        f"x of type {type(x).__name__}. Pass `{method}(x, y)`, or a dataset of `(x, y)` pairs; "
+        "to train on the teacher alone, construct the Distiller with `student_loss_weight=0` and "
+        "compile without a student loss."
     )
 
 

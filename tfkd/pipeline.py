@@ -210,7 +210,8 @@ class _Run:
         float_model, qat_model = student, None
         if self.steps["distill"]:
             cfg = self.steps["distill"]
-            seconds = self.distil(student, cfg.epochs, cfg.learning_rate, "distilling")
+            seconds = self.distil(student, cfg.epochs, cfg.learning_rate,
+                                  "distilled (from the teacher)")
             self.add("distilled", student, seconds, file="distilled.keras")
         if self.steps["prune"]:
             float_model = self.prune(student, self.steps["prune"])
@@ -243,7 +244,7 @@ class _Run:
 
         pruned = prune(student, target_sparsity=cfg.target_sparsity, structure=cfg.structure)
         seconds = self.distil(pruned, cfg.epochs, cfg.learning_rate,
-                              f"pruning to {cfg.target_sparsity:.0%} (distilled)")
+                              f"pruned to {cfg.target_sparsity:.0%} (distilled)")
         stripped = strip(pruned)
         self.add("pruned", stripped, seconds, file="pruned.keras")
         return stripped
@@ -254,7 +255,7 @@ class _Run:
         preserve = "sparsity" if self.steps["prune"] else None
         qat = quantize(model, preserve=preserve)
         seconds = self.distil(qat, cfg.epochs, cfg.learning_rate,
-                              "quantization-aware training (distilled)")
+                              "qat: quantization-aware (distilled)")
         self.add("qat", qat, seconds, file="qat.keras")
         return qat
 

@@ -24,7 +24,7 @@ class Profile:
         source: The file's path, `"<bytes>"`, or the Keras model's name.
         format: `"keras"`, `"tflite"` or `"onnx"`.
         params: Number of parameters (weights and biases; TF-MOT wrapper variables excluded).
-        bytes: File size in bytes (a Keras model: its weights' bytes as stored, e.g. float32).
+        bytes: File size in bytes (a Keras model in memory: its weights' bytes, e.g. float32).
         gzip_bytes: Size after gzip (level 9), what a download or app bundle costs.
         sparsity: Fraction of exact zeros over all weight tensors (kernels of Conv/Dense layers).
         weight_sparsity: `{tensor name: fraction of zeros}` for each weight tensor.
@@ -86,7 +86,8 @@ def profile(obj):
     where they equal their zero point.
 
     Args:
-        obj: A `tfkd.keras.Model`, a path to a `.tflite` or `.onnx` file, or a file's bytes.
+        obj: A `tfkd.keras.Model`, a path to a `.tflite`, `.onnx` or saved Keras model (`.keras`,
+            `.h5`, SavedModel folder: its bytes on disk), or a `.tflite`/`.onnx` file's bytes.
 
     Returns:
         A `Profile` (`to_dict()`, `str()`, `all_int8`).
@@ -112,6 +113,8 @@ def profile(obj):
         return _profile_tflite(data, "<.tflite bytes>")
     if isinstance(obj, (str, os.PathLike)):
         path = os.fspath(obj)
+        if is_keras_file(path):
+            return _profile_keras_file(path)
         data = read_file(path)
         if path.lower().endswith(".onnx") or (not is_tflite(data) and data[:1] == b"\x08"):
             return _profile_onnx(data, path)
@@ -120,6 +123,39 @@ def profile(obj):
         "`obj` must be a Keras model, a path to a .tflite or .onnx file, or .tflite bytes. "
         f"Received: obj={obj!r} (of type {type(obj).__name__})."
     )
+
+
+def is_keras_file(path):
+    """Whether `path` is a saved Keras model: a `.keras`/`.h5` file or a SavedModel folder."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        return os.path.exists(os.path.join(path, "saved_model.pb"))
+    return path.lower().endswith((".keras", ".h5", ".hdf5"))
+
+
+def load_keras_file(path):
+    """Loads a saved Keras model (TF-MOT wrappers and tfkd objects included)."""
+    from tfkd.saving import load_model
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No such file: {path!r}. Check the path.")
+    try:
+        return load_model(path, compile=False)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path} is not a loadable Keras model: {error}") from None
+
+
+def _profile_keras_file(path):
+    """A saved Keras model: its weights as loaded, its bytes as stored on disk."""
+    result = _profile_keras(load_keras_file(path))
+    files = [path] if os.path.isfile(path) else [
+        os.path.join(root, name) for root, _, names in os.walk(path) for name in names
+    ]
+    contents = [read_file(f) for f in sorted(files)]
+    result.source = path
+    result.bytes = sum(len(c) for c in contents)
+    result.gzip_bytes = sum(gzip_size(c) for c in contents)
+    return result
 
 
 def read_file(path):

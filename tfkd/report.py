@@ -80,7 +80,8 @@ class Report:
 
         Args:
             name: The stage's name, e.g. `"teacher"`, `"distilled"`, `"int8-tflite"`.
-            model_or_file: A Keras model, a path to a `.tflite`/`.onnx` file, `.tflite` bytes, a
+            model_or_file: A Keras model or saved model (`.keras`, `.h5`, SavedModel folder), a
+                path to a `.tflite`/`.onnx` file, `.tflite` bytes, a
                 `tfkd.TFLiteModel`/`tfkd.ONNXModel`, or `None` to record only given values.
                 Defaults to `None`.
             x: Test inputs for accuracy and agreement. Defaults to `None` (not measured).
@@ -107,7 +108,7 @@ class Report:
         return dict(stage)
 
     def _measure(self, obj, name, x, y, latency):
-        from tfkd.profile import profile
+        from tfkd.profile import is_keras_file, load_keras_file, profile
         from tfkd.runtime.onnx import ONNXModel
         from tfkd.runtime.tflite import TFLiteModel
 
@@ -117,6 +118,9 @@ class Report:
             info, runner = profile(obj), None
         elif isinstance(obj, ExportedModel):
             info, runner = profile(obj.data), obj
+        elif isinstance(obj, (str, os.PathLike)) and is_keras_file(obj):
+            info, runner = profile(obj), None
+            obj = load_keras_file(os.fspath(obj))
         elif isinstance(obj, (str, os.PathLike, bytes, bytearray)):
             info = profile(obj)
             source = obj if info.format == "tflite" else os.fspath(obj)
@@ -304,58 +308,69 @@ def _draw(title, stages, reference, path):
     rows = _with_ratio(stages, reference)
     sized = [r for r in rows if r.get("gzip_bytes")]
     timed = [r for r in rows if r.get("latency_ms")]
-    panels = 1 + bool(sized) + bool(timed)
-    fig, axes = plt.subplots(
-        1, panels, figsize=(6.5 + 4 * (panels - 1), 0.35 * len(rows) + 4.2), squeeze=False,
-        gridspec_kw={"width_ratios": [1.6] + [1] * (panels - 1)},
-    )
-    axes = list(axes[0])
+    bars = [b for b in (sized and "size", timed and "time") if b]
+    fig = plt.figure(figsize=(11, 4.6 + (0.32 * len(rows) + 1.2 if bars else 0)))
+    grid = fig.add_gridspec(2 if bars else 1, max(len(bars), 1),
+                            height_ratios=[4.6, 0.32 * len(rows) + 1.2] if bars else [1])
     colors = {r["name"]: plt.cm.tab10(i % 10) for i, r in enumerate(rows)}
-    _draw_tradeoff(axes[0], rows, reference, colors)
-    if sized:
-        labels = [
-            " reference" if reference and r["name"] == reference["name"]
-            else (f" {r['smaller']:.1f}x smaller" if (r.get("smaller") or 0) >= 1
-                  else f" {1 / r['smaller']:.1f}x larger" if r.get("smaller") else "")
-            for r in sized
-        ]
-        _draw_bars(axes[1], sized, "gzip_bytes", 1 / 1024, "gzip size (KiB)", colors, labels)
-        axes[1].set_title("Download size")
-    if timed:
-        labels = [f" {r['latency_ms']:.3g} ms" for r in timed]
-        _draw_bars(axes[-1], timed, "latency_ms", 1.0, "batch-1 latency (ms)", colors, labels)
-        axes[-1].set_title("Speed (one sample)")
+    _draw_tradeoff(fig.add_subplot(grid[0, :]), rows, reference, colors)
+    names = [r["name"] for r in rows]
+    for column, kind in enumerate(bars):
+        ax = fig.add_subplot(grid[1, column])
+        if kind == "size":
+            labels = [
+                " reference" if reference and r["name"] == reference["name"]
+                else (f" {r['smaller']:.1f}x smaller" if (r.get("smaller") or 0) >= 1
+                      else f" {1 / r['smaller']:.1f}x larger" if r.get("smaller") else "")
+                for r in sized
+            ]
+            _draw_bars(ax, sized, names, "gzip_bytes", 1 / 1024, "gzip size (KiB)", colors,
+                       labels)
+            ax.set_title("Download size")
+        else:
+            labels = [f" {r['latency_ms']:.3g} ms" for r in timed]
+            _draw_bars(ax, timed, names, "latency_ms", 1.0, "batch-1 latency (ms)", colors,
+                       labels)
+            ax.set_title("Speed (one sample)")
+        if column:
+            ax.tick_params(labelleft=False)
     fig.suptitle(title, fontweight="bold")
     fig.tight_layout()
     fig.savefig(path, dpi=120, format="png")
     plt.close(fig)
 
 
-def _draw_bars(ax, rows, key, scale, label, colors, texts):
+def _draw_bars(ax, rows, names, key, scale, label, colors, texts):
+    """Horizontal bars, one row per stage in `names` (stages without a value leave a gap)."""
     from matplotlib.ticker import FuncFormatter
 
     values = [r[key] * scale for r in rows]
-    ax.barh([r["name"] for r in rows], values, color=[colors[r["name"]] for r in rows])
+    positions = [names.index(r["name"]) for r in rows]
+    ax.barh(positions, values, color=[colors[r["name"]] for r in rows])
+    ax.set_yticks(range(len(names)), names)
+    ax.set_ylim(len(names) - 0.5, -0.5)
     if max(values) / max(min(values), 1e-12) > 20:
         ax.set_xscale("log")
         label += ", log"
     ax.set_xlim(right=max(values) * (8 if ax.get_xscale() == "log" else 1.45))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xlabel(label)
-    ax.invert_yaxis()
-    for i, (value, text) in enumerate(zip(values, texts, strict=True)):
-        ax.text(value, i, text, va="center", fontsize=8)
+    for position, value, text in zip(positions, values, texts, strict=True):
+        ax.text(value, position, text, va="center", fontsize=8)
 
 
 def _draw_tradeoff(ax, rows, reference, colors):
     from matplotlib.ticker import FuncFormatter, LogLocator
 
     points = [r for r in rows if r.get("gzip_bytes") and r.get("accuracy") is not None]
-    for i, r in enumerate(points):
+    for r in points:
         xy = (r["gzip_bytes"] / 1024, 100 * r["accuracy"])
         ax.scatter(*xy, s=70, color=colors[r["name"]], zorder=3, edgecolor="black", linewidth=0.5)
-        offset = (7, 6) if i % 2 == 0 else (7, -12)  # alternate so neighbours do not overlap
-        ax.annotate(r["name"], xy, textcoords="offset points", xytext=offset, fontsize=9)
+    for i, group in enumerate(_nearby_groups(points)):
+        xy = (group[0]["gzip_bytes"] / 1024, 100 * group[0]["accuracy"])
+        offset = (8, 5) if i % 2 == 0 else (8, -13)  # alternate so neighbours do not overlap
+        ax.annotate(" + ".join(r["name"] for r in group), xy, textcoords="offset points",
+                    xytext=offset, fontsize=9)
     if reference and reference.get("accuracy") is not None:
         ax.axhline(100 * reference["accuracy"], color="grey", linestyle="--", linewidth=1,
                    label=f"{reference['name']} accuracy")
@@ -378,3 +393,16 @@ def _draw_tradeoff(ax, rows, reference, colors):
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Accuracy against size (up and left is better)")
     ax.grid(True, which="both", alpha=0.3)
+
+
+def _nearby_groups(points):
+    """Points that would share a label spot (within 15% in size and 0.05 points), grouped."""
+    groups = []
+    for point in sorted(points, key=lambda r: r["gzip_bytes"]):
+        last = groups[-1][0] if groups else None
+        if (last and point["gzip_bytes"] <= 1.15 * last["gzip_bytes"]
+                and abs(point["accuracy"] - last["accuracy"]) <= 0.0005):
+            groups[-1].append(point)
+        else:
+            groups.append([point])
+    return groups

@@ -23,10 +23,14 @@ def is_quantization_aware(model):
 def prepare_model(model, name="model"):
     """Returns `(model, is_qat)`: a tf_keras model ready to export.
 
-    Pruning wrappers are stripped (`strip_pruning`), which keeps the pruned zeros in the kernels
-    and removes the masks, so exported files hold only the weights.
+    A `Distiller` gives its student. Pruning wrappers are stripped (`strip_pruning`), which keeps
+    the pruned zeros in the kernels and removes the masks, so exported files hold only the weights.
     """
     model = check_model(name, model)
+    from tfkd.distiller import Distiller
+
+    if isinstance(model, Distiller):  # what gets deployed is the student
+        model = model.student
     if has_pruning_wrappers(model):
         import tensorflow_model_optimization as tfmot
 

@@ -24,7 +24,8 @@ def to_onnx(model, path, opset=None, check=True):
     Args:
         model: A `tfkd.keras.Model` with known inputs (functional or Sequential).
         path: Where to write the `.onnx` file.
-        opset: ONNX opset version, or `None` for tf2onnx's default (15). Defaults to `None`.
+        opset: ONNX opset version (7 to 18 with tf2onnx 1.17), or `None` for tf2onnx's default
+            (15). Defaults to `None`.
         check: Whether to compare onnxruntime's outputs with Keras's on random inputs (max
             difference at most `1e-3 * (1 + max |output|)`). Defaults to `True`.
 
@@ -32,16 +33,22 @@ def to_onnx(model, path, opset=None, check=True):
         The path written, as a string.
 
     Raises:
-        ValueError: If the conversion fails or its outputs disagree with the Keras model.
+        ValueError: If `opset` is outside what tf2onnx writes, the conversion fails, or its
+            outputs disagree with the Keras model.
         ImportError: If tf2onnx or onnxruntime is missing.
 
     Example:
     >>> tfkd.export.to_onnx(student, "student.onnx")
     >>> tfkd.ONNXModel("student.onnx").evaluate(x_test, y_test, reference=student)
     """
-    if opset is not None:
-        check_int("opset", opset, minimum=7)
     tf2onnx = _import("tf2onnx")
+    if opset is not None:
+        newest = max(tf2onnx.constants.OPSET_TO_IR_VERSION)
+        if check_int("opset", opset, minimum=7) > newest:
+            raise ValueError(
+                f"tf2onnx {tf2onnx.__version__} writes ONNX opsets 7 to {newest}. Received: "
+                f"opset={opset}. Pass `opset={newest}` or less, or `opset=None` (its default)."
+            )
     model, is_qat = prepare_model(model)
     signature = tuple(
         tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype, name=_input_name(tensor, i))

@@ -31,9 +31,12 @@ def to_tflite(model, path=None, quantization="float32", representative_data=None
     - `"int16x8"`: int16 activations and int8 weights (float input and output), calibrated on
       `representative_data`.
 
+    A QAT model's fake-quantization is folded into int8 kernels in every mode it allows: the
+    float modes keep float input and output around int8 ops; `"int4"` and `"int16x8"` refuse it.
+
     Args:
         model: A `tfkd.keras.Model` with known inputs (functional or Sequential); may hold
-            pruning or QAT wrappers.
+            pruning or QAT wrappers. A `tfkd.Distiller` exports its student.
         path: Where to write the `.tflite` file, or `None` to only return the bytes. Defaults to
             `None`.
         quantization: One of `"float32"`, `"float16"`, `"dynamic"`, `"int4"`, `"int8"`,
@@ -47,7 +50,8 @@ def to_tflite(model, path=None, quantization="float32", representative_data=None
         The `.tflite` flatbuffer as `bytes`.
 
     Raises:
-        ValueError: If `quantization` is not a mode above, if `"int8"`/`"int16x8"` needs
+        ValueError: If `quantization` is not a mode above (or is `"int4"`/`"int16x8"` for a QAT
+            model), if `"int8"`/`"int16x8"` needs
             `representative_data` and none was given, if the data does not fit the model's
             input, or if the converted `"int8"` model is not integer-only.
         TypeError: If `model` is not a tf_keras model.
@@ -59,6 +63,13 @@ def to_tflite(model, path=None, quantization="float32", representative_data=None
     """
     check_choice("quantization", quantization, QUANTIZATION_MODES)
     model, is_qat = prepare_model(model)
+    if is_qat and quantization in ("int4", "int16x8"):
+        raise ValueError(
+            f'A quantization-aware (QAT) model learned 8-bit ranges and exports as "int8" (or with '
+            f'float input and output in the float modes). Received: quantization="{quantization}" '
+            "for a QAT model. Pass `quantization=\"int8\"`, or export the float model before "
+            "`tfkd.quantize`."
+        )
     samples = None
     if quantization in ("int8", "int16x8"):
         if representative_data is None and not (quantization == "int8" and is_qat):

@@ -19,7 +19,9 @@ def callbacks(model=None, log_dir=None):
     """The callbacks a plain `model.fit` of a pruned model needs.
 
     `Distiller.fit` adds these itself; pass them to `fit` when training a pruned model alone:
-    `pruned.fit(x, y, epochs=3, callbacks=tfkd.callbacks())`.
+    `pruned.fit(x, y, epochs=3, callbacks=tfkd.callbacks())`. For sparsity summaries in
+    TensorBoard, pass `callbacks=tfkd.callbacks(log_dir=...)` to either fit (nothing is added
+    twice).
 
     Args:
         model: The model to be trained, or `None` for the pruning callbacks in any case. With a
@@ -34,8 +36,20 @@ def callbacks(model=None, log_dir=None):
         return []
     found = [tfmot().sparsity.keras.UpdatePruningStep(), PruningEndStep()]
     if log_dir is not None:
-        found.append(tfmot().sparsity.keras.PruningSummaries(log_dir=str(log_dir)))
+        found.append(_summaries(log_dir))
     return found
+
+
+def _summaries(log_dir):
+    try:
+        import tensorboard  # noqa: F401 (tf.summary needs it to write anything)
+    except ImportError as error:
+        raise ImportError(
+            "Sparsity summaries (`log_dir=`) are written for TensorBoard, which is not installed. "
+            f"Received: log_dir={str(log_dir)!r}. Install it with `pip install tensorboard`, or "
+            "leave `log_dir` unset."
+        ) from error
+    return tfmot().sparsity.keras.PruningSummaries(log_dir=str(log_dir))
 
 
 def training_callbacks(model, callbacks=None, log_dir=None):
@@ -49,7 +63,7 @@ def training_callbacks(model, callbacks=None, log_dir=None):
     api = tfmot().sparsity.keras
     needed = [(api.UpdatePruningStep, api.UpdatePruningStep), (PruningEndStep, PruningEndStep)]
     if log_dir is not None:
-        needed.append((api.PruningSummaries, lambda: api.PruningSummaries(log_dir=str(log_dir))))
+        needed.append((api.PruningSummaries, lambda: _summaries(log_dir)))
     for kind, make in needed:
         if not any(isinstance(callback, kind) for callback in given):
             given.append(make())

@@ -50,8 +50,9 @@ def iterative_prune(
     pruning keeps more accuracy at high sparsity than one step (Zhu & Gupta, 2017).
 
     With a compiled `Distiller` the rounds are distilled: the distiller is re-pointed at each
-    round's pruned student (its optimizer restarts from its config each round). A plain model
-    must be compiled; each round recompiles the pruned copy the same way.
+    round's pruned student (its optimizer restarts from its config each round); afterwards
+    `distiller.student` is the last round's student, wrappers still in place. A plain model must be
+    compiled; each round compiles a pruned copy the same way (the input model is not changed).
 
     Args:
         model_or_distiller: A compiled `tfkd.keras.Model`, or a compiled `tfkd.Distiller`.
