@@ -119,6 +119,28 @@ def _tfkd_distiller(teacher):
     return distiller
 
 
+def teacher_forward_seconds(tf, teacher, data, args):
+    """Median epoch time of the teacher's inference pass alone, batch by batch (a graph function):
+    the floor of any live-teacher distillation."""
+    forward = tf.function(lambda x: teacher(x, training=False))
+    x = data[0]
+    seconds = []
+    for _ in range(args.epochs):
+        start = time.perf_counter()
+        for i in range(0, len(x), args.batch_size):
+            np.asarray(forward(tf.constant(x[i : i + args.batch_size])))
+        seconds.append(time.perf_counter() - start)
+    return median_epoch(seconds)
+
+
+def time_teacher_forward(data, args):
+    """The teacher's forward pass alone in tf_keras (oneDNN kernels, no XLA)."""
+    import tfkd
+    from tfkd._keras import tf
+
+    return teacher_forward_seconds(tf, tfkd.models.build_keras_io_teacher(), data, args)
+
+
 def time_tfkd_live(data, args):
     """tfkd's Distiller with the teacher run on every batch (outside the gradient tape)."""
     import tfkd
@@ -193,6 +215,14 @@ def keras3_worker(args):
     _, alone = _keras3_models(keras)
     alone.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss=loss, metrics=["accuracy"])
     rows["keras3_student_fit"] = fit_seconds(alone)
+    forward = keras.Sequential([teacher])  # Keras 3 runs its teacher with XLA (jit "auto")
+    forward.compile(jit_compile="auto")
+    timer = _epoch_timer(keras.callbacks.Callback)
+    for _ in range(args.epochs):  # predict has no epochs: one call per "epoch"
+        timer.on_epoch_begin(0)
+        forward.predict(data[0], batch_size=args.batch_size, verbose=0)
+        timer.on_epoch_end(0)
+    rows["keras3_teacher_forward"] = median_epoch(timer.seconds)
     rows["keras_version"] = keras.__version__
     print("RESULT " + json.dumps(rows), flush=True)
 
@@ -231,11 +261,13 @@ def table(rows, keras3_seconds, student_seconds):
 TFKD_ROWS = [
     ("student alone, plain `fit` (tf_keras)", time_student_fit),
     ("tfkd.Distiller, live teacher", time_tfkd_live),
+    ("teacher's forward pass alone (tf_keras)", time_teacher_forward),
     ("tfkd.Distiller, cached teacher", time_tfkd_cached),
 ]
 KERAS3_ROWS = [
     ("keras.distillation.Distiller (Keras 3)", "keras3_distiller"),
     ("student alone, plain `fit` (Keras 3)", "keras3_student_fit"),
+    ("teacher's forward pass alone (Keras 3 `predict`)", "keras3_teacher_forward"),
 ]
 
 

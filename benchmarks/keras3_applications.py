@@ -8,7 +8,9 @@ For each family, built offline with `weights=None` (small inputs, 10 classes,
 2. `tfkd.from_keras3`: seconds, and max |logit difference| against the Keras 3 model on 8 images;
 3. `tfkd.prune(converted, target_sparsity=0.5)` builds;
 4. `tfkd.quantize(converted)` (QAT) builds; if TF-MOT refuses some layers, the column says which
-   kind and retries with `layers=[Conv2D, DepthwiseConv2D, Dense]`, then `[Conv2D, Dense]`;
+   kinds and retries with `layers=[Conv2D, DepthwiseConv2D, Dense]`, then `[Conv2D, Dense]`; and
+   TF-MOT's `quantize_apply` directly on every supported layer plus `tfkd._compat_quantize`'s
+   configs for the converted Keras 3 layers TF-MOT lacks (hard_silu activations, Multiply, ...);
 5. `tfkd.export.to_tflite(converted)` (float32) runs in LiteRT and agrees with the Keras 3 logits.
 
 Run: `.venv/bin/python benchmarks/keras3_applications.py [--quick] [--families A,B]`; writes
@@ -18,6 +20,7 @@ Run: `.venv/bin/python benchmarks/keras3_applications.py [--quick] [--families A
 import argparse
 import importlib
 import os
+import re
 import sys
 import tempfile
 import time
@@ -80,21 +83,52 @@ def _first_line(error):
     return text.split(". ")[0][:160]
 
 
+def _refused(error):
+    kinds = sorted(set(re.findall(r"\((\w+)\)", str(error))))
+    return ", ".join(kinds) if kinds else _first_line(error)
+
+
 def _quantize(converted):
     try:
         tfkd.quantize(converted)
         return "yes (all layers)"
     except (ValueError, RuntimeError) as error:
-        first = _first_line(error)
+        first = _refused(error)
     for kinds in ((keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense),
                   (keras.layers.Conv2D, keras.layers.Dense)):
         try:
             tfkd.quantize(converted, layers=list(kinds))
             names = "/".join(k.__name__ for k in kinds)
-            return f"with layers={names} (all: {first})"
+            return f"layers={names} (all layers: refused {first})"
         except (ValueError, RuntimeError) as error:
             last = _first_line(error)
     return f"no: {last}"
+
+
+def _quantize_with_compat_configs(converted):
+    """TF-MOT directly, every supported layer plus tfkd's configs for converted Keras 3 layers."""
+    import tensorflow_model_optimization as tfmot
+
+    from tfkd._compat_quantize import quantize_config_for
+
+    api = tfmot.quantization.keras
+    registry = api.default_8bit.Default8BitQuantizeScheme().get_quantize_registry()
+
+    def annotate(layer):
+        config = quantize_config_for(layer)
+        if config is not None or registry.supports(layer):
+            return api.quantize_annotate_layer(layer, quantize_config=config)
+        return layer
+
+    try:
+        annotated = keras.models.clone_model(converted, clone_function=annotate)
+        annotated.set_weights(converted.get_weights())
+        with api.quantize_scope():
+            qat = api.quantize_apply(annotated)
+    except (ValueError, RuntimeError, TypeError) as error:
+        return f"no: {_first_line(error)}"
+    wrapped = sum(isinstance(layer, api.QuantizeWrapperV2) for layer in qat.layers)
+    return f"yes ({wrapped} wrapped)"
 
 
 def _export(converted, images, expected):
@@ -138,6 +172,7 @@ def run_family(keras3, name, size, kwargs, do_export):
     except (ValueError, RuntimeError) as error:
         row["prunes"] = f"no: {_first_line(error)}"
     row["quantizes"] = _quantize(converted)
+    row["qat_compat"] = _quantize_with_compat_configs(converted)
     if do_export:
         try:
             size_bytes, diff = _export(converted, images, expected)
@@ -154,17 +189,19 @@ def to_markdown(rows, note):
         note,
         "",
         "| family | input | params | max abs logit | max abs diff (logits) | convert s | prunes? "
-        "| quantizes? | exports (float32 .tflite)? |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| quantizes (`tfkd.quantize`)? | QAT with tfkd's compat configs? "
+        "| exports (float32 .tflite)? |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "convert" in r:
             lines.append(f"| {r['family']} | {r['input']} | {r['params']:,} | - | not converted: "
-                         f"{r['convert']} | - | - | - | - |")
+                         f"{r['convert']} | - | - | - | - | - |")
             continue
         lines.append(
             f"| {r['family']} | {r['input']} | {r['params']:,} | {r['max_logit']:.2f} | "
             f"{r['diff']:.1e} | {r['convert_s']:.1f} | {r['prunes']} | {r['quantizes']} | "
+            f"{r['qat_compat']} | "
             f"{r.get('exports', 'skipped')} |"
         )
     return "\n".join(lines) + "\n"

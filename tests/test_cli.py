@@ -86,15 +86,15 @@ def test_convert_writes_next_to_the_model_by_default(files, tmp_path, capsys):
 def test_compress_with_student_width(files, tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["compress", "--teacher", files["teacher"], "--student-width", "0.5", "--data",
-            files["data"], "--out", str(out), "--epochs", "2", "--sparsity", "0.5", "--int8"]
-    assert main(argv) == 0
+            files["data"], "--out", str(out), "--epochs", "2", "--sparsity", "0.5"]
+    assert main(argv) == 0  # without --int8: no QAT, float files (the int8 path: test_pipeline)
     report = json.loads((out / "report.json").read_text())
     names = [s["name"] for s in report["stages"]]
-    assert names == ["teacher", "distilled", "pruned", "qat", "float32-tflite", "int8-tflite",
-                     "onnx"]
+    assert names == ["teacher", "distilled", "pruned", "float32-tflite", "onnx"]
     assert report["stages"][2]["sparsity"] >= 0.49
-    assert (out / "student_int8.tflite").exists() and (out / "report.png").exists()
-    assert "| int8-tflite |" in capsys.readouterr().out
+    assert report["stages"][1]["params"] < report["stages"][0]["params"] / 3  # width 0.5
+    assert (out / "student_float32.tflite").exists() and (out / "report.png").exists()
+    assert "| onnx |" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -136,16 +136,12 @@ def test_bad_input_is_one_line_on_stderr_and_exit_2(files, tmp_path, capsys, arg
 
 
 def test_real_subprocess(files, tmp_path):
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    good = subprocess.run([sys.executable, "-m", "tfkd", "inspect", files["teacher"]],
-                          capture_output=True, text=True, env=env, timeout=120)
-    assert good.returncode == 0, good.stderr
-    assert "parameters" in good.stdout
-    bad = subprocess.run([sys.executable, "-m", "tfkd", "eval", str(tmp_path / "none.tflite"),
-                          "--data", files["data"]], capture_output=True, text=True, env=env,
-                         timeout=120)
+    """`python -m tfkd` in its own process: the exit code and tfkd's one line on stderr."""
+    missing = tmp_path / "none.tflite"
+    bad = subprocess.run([sys.executable, "-m", "tfkd", "eval", str(missing), "--data",
+                          files["data"]], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr
     # TensorFlow logs its start-up on stderr before tfkd runs; tfkd's own message is one line.
     ours = [line for line in bad.stderr.splitlines() if line.startswith("tfkd")]
-    assert ours == [f"tfkd eval: error: FILE: no such file: {tmp_path / 'none.tflite'}"]
+    assert ours == [f"tfkd eval: error: FILE: no such file: {missing}"]

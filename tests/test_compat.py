@@ -12,6 +12,7 @@ from tfkd._compat_activations import SUPPORTED_ACTIVATIONS
 
 keras3 = importlib.import_module("keras")
 ops = keras3.ops
+convnext = importlib.import_module("keras.src.applications.convnext")
 
 
 def randomize(model, seed=0):
@@ -91,6 +92,26 @@ LAYERS = {
     "rescaling": ((6,), lambda L: L.Rescaling(1 / 127.5, offset=-1.0)),
     "normalization_adapted": ((4,), lambda L: adapted_normalization()),
     "normalization_given": ((2,), lambda L: L.Normalization(mean=[1.0, 2.0], variance=[4.0, 9.0])),
+    "convnext_layer_scale": ((3, 6), lambda L: convnext.LayerScale(0.5, 6)),
+    "einsum_dense": ((3, 4), lambda L: L.EinsumDense("abc,cd->abd", (3, 2), bias_axes="d")),
+    "conv3d": ((4, 4, 4, 2), lambda L: L.Conv3D(2, 2)),
+    "conv1d_transpose": ((4, 2), lambda L: L.Conv1DTranspose(3, 2, strides=2)),
+    "depthwise_conv1d": ((6, 2), lambda L: L.DepthwiseConv1D(3)),
+    "separable_conv1d": ((6, 2), lambda L: L.SeparableConv1D(3, 3)),
+    "group_normalization": ((3, 4), lambda L: L.GroupNormalization(groups=2)),
+    "unit_normalization": ((4,), lambda L: L.UnitNormalization()),
+    "max_pooling3d": ((4, 4, 4, 1), lambda L: L.MaxPooling3D(2)),
+    "average_pooling1d": ((6, 2), lambda L: L.AveragePooling1D(2)),
+    "global_max_pooling1d": ((6, 2), lambda L: L.GlobalMaxPooling1D()),
+    "zero_padding1d": ((4, 2), lambda L: L.ZeroPadding1D(1)),
+    "cropping1d": ((6, 2), lambda L: L.Cropping1D((1, 2))),
+    "up_sampling1d": ((3, 2), lambda L: L.UpSampling1D(2)),
+    "spatial_dropout2d": ((4, 4, 2), lambda L: L.SpatialDropout2D(0.5)),
+    "gaussian_noise": ((4,), lambda L: L.GaussianNoise(0.3)),
+    "gaussian_dropout": ((4,), lambda L: L.GaussianDropout(0.3)),
+    "activity_regularization": ((4,), lambda L: L.ActivityRegularization(l1=0.01)),
+    "repeat_vector": ((4,), lambda L: L.RepeatVector(2)),
+    "identity": ((4,), lambda L: L.Identity()),
 }
 
 
@@ -122,7 +143,8 @@ def test_merge_layers_and_shared_layer_convert():
     inputs = keras3.Input((6,))
     shared = L.Dense(6, name="shared")
     a, b = shared(inputs), shared(L.Dense(6)(inputs))
-    merged = [L.Add()([a, b]), L.Multiply()([a, b]), L.Subtract()([a, b]), L.Maximum()([a, b])]
+    merged = [L.Add()([a, b]), L.Multiply()([a, b]), L.Subtract()([a, b]), L.Maximum()([a, b]),
+              L.Minimum()([a, b]), L.Average()([a, b]), L.Dot(axes=1)([a, b])]
     outputs = L.Concatenate(axis=-1)(merged)
     k3_model = randomize(keras3.Model(inputs, outputs))
     converted = tfkd.from_keras3(k3_model)
@@ -144,12 +166,15 @@ def test_batch_normalization_statistics_land_in_their_variables():
     assert_same(k3_model, converted, sample((4,)))
 
 
-@pytest.mark.parametrize("name", SUPPORTED_ACTIVATIONS)
-def test_every_supported_activation_matches_keras3(name):
-    k3_model = functional((8,), keras3.layers.Activation(name))
+def test_every_supported_activation_matches_keras3():
+    inputs = keras3.Input((8,))
+    outputs = [keras3.layers.Activation(name, name=name)(inputs) for name in SUPPORTED_ACTIVATIONS]
+    k3_model = keras3.Model(inputs, outputs)
     converted = tfkd.from_keras3(k3_model)
     x = np.linspace(-4.0, 4.0, 24, dtype="float32").reshape(3, 8)
-    assert_same(k3_model, converted, x, atol=1e-6)
+    results = zip(SUPPORTED_ACTIVATIONS, converted(x), k3_model(x), strict=True)
+    for name, got, expected in results:
+        np.testing.assert_allclose(got.numpy(), np.asarray(expected), atol=1e-6, err_msg=name)
 
 
 def test_hard_silu_is_exact():

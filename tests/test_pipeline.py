@@ -88,7 +88,7 @@ def test_compress_rejects_bad_configs(trained_teacher, small_digits, kwargs, err
 def test_compress_rejects_bad_data_and_models(trained_teacher, small_digits):
     train, val = small_digits
     student = tfkd.models.build_student()
-    with pytest.raises(ValueError, match=r"`train` must be a pair \(x, y\)"):
+    with pytest.raises(ValueError, match=r"`train` must be a pair `\(x, y\)`"):
         tfkd.compress(trained_teacher, student, train[0], val)
     with pytest.raises(ValueError, match=r"Received: x of shape \(300, 8, 8, 1\), y of shape"):
         tfkd.compress(trained_teacher, student, train, (val[0], val[1][:10]))

@@ -271,6 +271,12 @@ def test_prune_rejects_subclassed_models():
         tfkd.prune(Net())
 
 
+def test_prune_and_sparsity_point_a_distiller_to_its_student(make_teacher, make_student):
+    distiller = tfkd.Distiller(teacher=make_teacher(), student=make_student())
+    with pytest.raises(ValueError, match=r"not a distiller.*Pass `distiller.student`"):
+        tfkd.sparsity(distiller)
+
+
 def test_prune_rejects_non_models():
     with pytest.raises(TypeError, match="must be a Keras model"):
         tfkd.prune("model.keras")

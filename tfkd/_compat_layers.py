@@ -31,6 +31,7 @@ _NEUTRAL = {
     "quantization_config": (None,),
     "rms_scaling": (False,),
     "optional": (False,),
+    "data_format": ("channels_last",),  # tf_keras layers without it are channels-last
     "seed": None,
 }
 _RENAMED = {"LeakyReLU": {"negative_slope": "alpha"}}
@@ -40,6 +41,40 @@ _OBJECT_MODULES = {
     "regularizer": keras.regularizers,
     "constraint": keras.constraints,
 }
+
+
+@keras.utils.register_keras_serializable(package="tfkd")
+class LayerScale(keras.layers.Layer):
+    """`x * gamma`, a learned scale per channel: Keras 3 ConvNeXt's `LayerScale` in tf_keras.
+
+    Args:
+        init_values: Initial value of every scale. Defaults to `1e-6`.
+        projection_dim: Number of channels (the last axis). Defaults to `None` (read at build).
+    """
+
+    def __init__(self, init_values=1e-6, projection_dim=None, **kwargs):
+        super().__init__(**kwargs)
+        self.init_values = init_values
+        self.projection_dim = projection_dim
+
+    def build(self, input_shape):
+        dim = self.projection_dim or int(input_shape[-1])
+        self.gamma = self.add_weight(
+            name="gamma", shape=(dim,), initializer=keras.initializers.Constant(self.init_values)
+        )
+        super().build(input_shape)
+
+    def call(self, x):
+        return x * self.gamma
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"init_values": self.init_values, "projection_dim": self.projection_dim})
+        return config
+
+
+# Layers Keras 3 defines outside `keras.layers` (in `keras.applications`) that tfkd rebuilds.
+_APPLICATION_LAYERS = {("keras.src.applications.convnext", "LayerScale"): LayerScale}
 
 
 def describe(layer):
@@ -72,7 +107,7 @@ def _translate_dtype(value):
 def _accepted_keys(tk_cls):
     keys = set(_BASE_KWARGS)
     for klass in tk_cls.__mro__:
-        if klass.__module__.startswith("tf_keras") and "__init__" in vars(klass):
+        if klass.__module__.startswith(("tf_keras", "tfkd")) and "__init__" in vars(klass):
             keys |= set(inspect.signature(klass.__init__).parameters)
     return keys
 
@@ -84,6 +119,9 @@ def translate_layer(layer):
         ValueError: If the layer (or one of its settings) has no tf_keras equivalent.
     """
     cls_name = type(layer).__name__
+    tk_cls = _APPLICATION_LAYERS.get((type(layer).__module__, cls_name))
+    if tk_cls is not None:
+        return tk_cls(**_translate_config(layer, tk_cls))
     tk_cls = getattr(keras.layers, cls_name, None)
     if cls_name not in SUPPORTED_LAYERS or tk_cls is None or not _is_builtin(layer):
         raise ValueError(
@@ -92,6 +130,12 @@ def translate_layer(layer):
             "Replace it with supported layers, or rebuild the model with `tfkd.keras` and copy "
             "the weights with `set_weights`."
         )
+    return tk_cls(**_translate_config(layer, tk_cls))
+
+
+def _translate_config(layer, tk_cls):
+    """The Keras 3 layer's config, as arguments of the tf_keras class `tk_cls`."""
+    cls_name = type(layer).__name__
     config = dict(layer.get_config())
     for old, new in _RENAMED.get(cls_name, {}).items():
         if old in config:
@@ -114,7 +158,7 @@ def translate_layer(layer):
             config[key] = translate_activation(value, describe(layer))
         elif key.endswith(("_initializer", "_regularizer", "_constraint")):
             config[key] = _translate_object(key, value, layer)
-    return tk_cls(**config)
+    return config
 
 
 def _is_builtin(layer):

@@ -38,7 +38,7 @@ def demo_config(epochs=DEMO_EPOCHS, seed=0):
 
 
 def run_demo(out_dir="tfkd-demo", *, epochs=None, seed=0, quick=False, label_fraction=0.1,
-             compress_student=True, verbose=1):
+             compress_student=True, teacher=None, verbose=1):
     """Runs the demo and writes `report.json`, `report.md` and `report.png` to `out_dir`.
 
     Stages, in order: `"teacher"`; `"student-10pct"` and `"distilled-10pct"` (the student on
@@ -58,6 +58,8 @@ def run_demo(out_dir="tfkd-demo", *, epochs=None, seed=0, quick=False, label_fra
             Defaults to `0.1`.
         compress_student: Whether to prune, quantize and export after distilling (otherwise the
             demo stops at `"distilled"`). Defaults to `True`.
+        teacher: A teacher trained on the digits to reuse, or `None` to train one (seeded by
+            `seed`). Defaults to `None`.
         verbose: `1` shows a line (and a progress bar on a terminal) per stage. Defaults to `1`.
 
     Returns:
@@ -77,16 +79,19 @@ def run_demo(out_dir="tfkd-demo", *, epochs=None, seed=0, quick=False, label_fra
     report = Report(title="tfkd demo: distil, prune, quantize, export (bundled digits)")
 
     def add(name, model, seconds, labels):
+        epochs_run = config.epochs if name != "teacher" else (teacher_epochs if seconds else None)
         stage = report.add(name, model, x=x_test, y=y_test, train_seconds=seconds, labels=labels,
-                           epochs=config.epochs if name != "teacher" else teacher_epochs)
+                           epochs=epochs_run)
         if verbose:
             print(f"  {name}: accuracy {100 * stage['accuracy']:.2f}%", flush=True)
 
-    keras.utils.set_random_seed(seed)
-    teacher = build_teacher()
     teacher_epochs = QUICK_EPOCHS if quick else TEACHER_EPOCHS
-    add("teacher", teacher, _train_teacher(teacher, x_train, y_train, teacher_epochs, verbose),
-        len(y_train))
+    seconds = None
+    if teacher is None:
+        keras.utils.set_random_seed(seed)
+        teacher = build_teacher()
+        seconds = _train_teacher(teacher, x_train, y_train, teacher_epochs, verbose)
+    add("teacher", teacher, seconds, len(y_train))
 
     x_few, y_few = subsample_per_class(x_train, y_train, label_fraction, seed=seed)
     tag = f"{round(100 * label_fraction)}pct"
@@ -108,11 +113,10 @@ def run_demo(out_dir="tfkd-demo", *, epochs=None, seed=0, quick=False, label_fra
     else:
         seconds = _train(student, teacher, (x_train, y_train), config, verbose, "distilled")
         add("distilled", student, seconds, len(y_train))
-        if out_dir is not None:
-            _write(report, out_dir)
+    if out_dir is not None:
+        _write(report, out_dir)
     if verbose:
-        print()
-        print(summarize(report))
+        print("\n" + summarize(report), flush=True)
     return report
 
 
@@ -148,7 +152,8 @@ def _fresh_student(build_student, seed):
 def _train(student, teacher, train, config, verbose, what):
     if teacher is None:
         return train_alone(student, train, config, verbose=verbose, what=f"{what} (labels alone)")
-    return distil(teacher, student, train, config, verbose=verbose, what=f"{what} (from the teacher)")
+    return distil(teacher, student, train, config, verbose=verbose,
+                  what=f"{what} (from the teacher)")
 
 
 def _train_teacher(teacher, x, y, epochs, verbose):
@@ -161,12 +166,13 @@ def _train_teacher(teacher, x, y, epochs, verbose):
 
 
 def _write(report, out_dir):
+    """report.json, report.md (with the pairs' summary) and report.png."""
     from tfkd.export._atomic import write_text
 
     os.makedirs(out_dir, exist_ok=True)
     report.to_json(os.path.join(out_dir, "report.json"))
-    write_text(os.path.join(out_dir, "report.md"), report.to_markdown())
+    write_text(os.path.join(out_dir, "report.md"), summarize(report) + "\n")
     try:
         report.plot(os.path.join(out_dir, "report.png"))
-    except ImportError:
+    except ImportError:  # matplotlib is optional
         pass

@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 
-from tfkd._keras import check_model, keras
+from tfkd._keras import check_model, keras, tf
 from tfkd._validation import (
     check_choice,
     check_fraction,
@@ -35,7 +35,10 @@ class DistillConfig:
         temperature: Softening temperature of the teacher's and student's logits. Defaults to `8.0`.
         alpha: Weight of the student's loss on the labels; `1 - alpha` weighs the distillation
             loss. Defaults to `0.1`.
-        seed: Seed set before each fit (weights' shuffling, dropout). Defaults to `0`.
+        seed: Seed set before each fit (shuffling, dropout). Defaults to `0`.
+        cache_teacher: Run the teacher once over the training inputs and distil from its stored
+            outputs (`tfkd.cache_teacher_outputs`): the same loss, since the inputs are not
+            augmented, at about the cost of the student's plain fit. Defaults to `True`.
     """
 
     epochs: int = 150
@@ -44,6 +47,7 @@ class DistillConfig:
     temperature: float = 8.0
     alpha: float = 0.1
     seed: int = 0
+    cache_teacher: bool = True
 
     def __post_init__(self):
         check_int("epochs", self.epochs, minimum=1)
@@ -62,13 +66,13 @@ class PruneConfig:
         target_sparsity: Fraction of zeros in every prunable kernel, in (0, 1). Defaults to `0.8`.
         epochs: Epochs of distillation while pruning (the target is reached two-thirds of the way
             through). Defaults to `30`.
-        learning_rate: Adam's learning rate while pruning. Defaults to `1e-3`.
+        learning_rate: Adam's learning rate while pruning. Defaults to `3e-3`.
         structure: `None`, or `"m:n"` structured sparsity such as `"2:4"`. Defaults to `None`.
     """
 
     target_sparsity: float = 0.8
     epochs: int = 30
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3
     structure: object = None
 
     def __post_init__(self):
@@ -293,12 +297,14 @@ def distil(teacher, student, train, config, *, epochs=None, learning_rate=None, 
            what="distilling"):
     """Distils `student` from `teacher` on `train` (keras.io's loss); returns the seconds spent."""
     from tfkd.distiller import Distiller
+    from tfkd.schemes.cached import cache_teacher_outputs
 
     x, y = train
     epochs = config.epochs if epochs is None else epochs
     learning_rate = config.learning_rate if learning_rate is None else learning_rate
     keras.utils.set_random_seed(config.seed)
-    distiller = Distiller(student=student, teacher=teacher)
+    cached = cache_teacher_outputs(teacher, x, verbose=0) if config.cache_teacher else None
+    distiller = Distiller(student=student, teacher=cached or teacher)
     distiller.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         metrics=["accuracy"],
@@ -307,12 +313,13 @@ def distil(teacher, student, train, config, *, epochs=None, learning_rate=None, 
         alpha=config.alpha,
         temperature=config.temperature,
     )
-    return timed_fit(distiller, x, y, epochs, config.batch_size, verbose, what)
+    return timed_fit(distiller, x, y, epochs, config.batch_size, verbose, what,
+                     seed=config.seed, cached=cached)
 
 
 def train_alone(student, train, config, *, epochs=None, verbose=1, what="training alone"):
-    """Trains `student` on the labels alone with the distillation's optimizer, epochs, batch and
-    seed; returns the seconds spent."""
+    """Trains `student` on the labels alone with the distillation's optimizer, epochs, batch,
+    shuffling and seed; returns the seconds spent."""
     x, y = train
     keras.utils.set_random_seed(config.seed)
     student.compile(
@@ -321,18 +328,24 @@ def train_alone(student, train, config, *, epochs=None, verbose=1, what="trainin
         metrics=["accuracy"],
     )
     epochs = config.epochs if epochs is None else epochs
-    return timed_fit(student, x, y, epochs, config.batch_size, verbose, what)
+    return timed_fit(student, x, y, epochs, config.batch_size, verbose, what, seed=config.seed)
 
 
-def timed_fit(model, x, y, epochs, batch_size, verbose, what):
-    """`model.fit` with one progress bar over the epochs (not one line per epoch)."""
+def timed_fit(model, x, y, epochs, batch_size, verbose, what, seed=0, cached=None):
+    """`model.fit` on `(x, y)` (plus a cached teacher's outputs), shuffled with `seed`, with one
+    progress bar over the epochs (not one line per epoch); returns the seconds spent."""
     if verbose:
         print(f"[tfkd] {what}: {epochs} epochs on {len(x)} samples", flush=True)
+    if cached is not None:
+        data = cached.dataset(x, y)
+    else:
+        data = tf.data.Dataset.from_tensor_slices((x, y))
+    data = data.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
     # A live progress bar on a terminal; elsewhere (logs, pipes) one line when the stage ends.
     bar = verbose and sys.stdout.isatty()
     callbacks = [_EpochProgress(epochs)] if bar else []
     start = time.perf_counter()
-    history = model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=callbacks)
+    history = model.fit(data, epochs=epochs, verbose=0, callbacks=callbacks)
     seconds = time.perf_counter() - start
     if verbose and not bar:
         logs = {k: v[-1] for k, v in history.history.items()}

@@ -43,7 +43,8 @@ def to_tflite(model, path=None, quantization="float32", representative_data=None
             `"int16x8"`. Defaults to `"float32"`.
         representative_data: Inputs to calibrate `"int8"` and `"int16x8"` on: an array of samples
             (a few hundred training inputs are plenty), a `tf.data.Dataset` of inputs or
-            `(inputs, labels)` (batched or not), or a callable returning an iterable of samples.
+            `(inputs, labels)` (batched or not), or a callable yielding `[input]` lists of batch 1
+            (TFLite's `representative_dataset`).
             Ignored by the other modes. Defaults to `None`.
 
     Returns:

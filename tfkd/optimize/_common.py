@@ -19,6 +19,11 @@ def check_graph_model(name, model):
     model = check_model(name, model)
     if isinstance(model, keras.Sequential) or getattr(model, "_is_graph_network", False):
         return model
+    if hasattr(model, "student") and hasattr(model, "teacher"):
+        raise ValueError(
+            f"`{name}` must be the model to compress, not a distiller. Received: {name}="
+            f"{type(model).__name__}(name={model.name!r}). Pass `distiller.student`."
+        )
     raise ValueError(
         f"`{name}` must be a Sequential or Functional model: TF-MOT rebuilds models layer by layer "
         f"and cannot see inside a subclassed `call`. Received: {name}="
