@@ -67,6 +67,14 @@ def test_loaded_pruned_model_keeps_training_where_it_stopped(trained, tiny_data,
     assert int(wrapper.pruning_step.numpy()) == 8
 
 
+def test_structured_pruning_keeps_its_structure_through_a_file(tmp_path):
+    pruned = tfkd.prune(_mlp(), structure="2:4")
+    path = tmp_path / "structured.keras"
+    pruned.save(path)
+    wrapper = tfkd.load_model(path).get_layer("prune_low_magnitude_hidden")
+    assert wrapper.sparsity_m_by_n == (2, 4)  # TF-MOT's own get_config drops it
+
+
 def test_load_model_of_a_missing_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="No saved model at this path"):
         tfkd.load_model(tmp_path / "nothing.keras")

@@ -35,7 +35,8 @@ def from_keras3(model):
 
     Returns:
         A new `tfkd.keras.Model` (a `tfkd.keras.Sequential` for a Sequential input) with the same
-        name, layer names and weights, giving the same outputs.
+        name, layer names and weights, giving the same outputs. Inputs keep their shapes and dtypes
+        with a free batch size.
 
     Raises:
         TypeError: If `model` is not a Keras 3 model, or is a subclassed one (the message gives the
@@ -131,7 +132,7 @@ def _convert_sequential(model, pairs):
         )
     source = inputs[0]
     layers = [
-        keras.Input(batch_shape=tuple(source.shape), dtype=source.dtype, name=_input_name(source))
+        keras.Input(shape=tuple(source.shape)[1:], dtype=source.dtype, name=_input_name(source))
     ]
     for layer in model.layers:
         layers.append(_convert_operation(layer, pairs))
@@ -158,7 +159,7 @@ def _convert_functional(model, pairs):
     tensors = {}
     for source in model.inputs:
         tensors[id(source)] = keras.Input(
-            batch_shape=tuple(source.shape), dtype=source.dtype, name=_input_name(source)
+            shape=tuple(source.shape)[1:], dtype=source.dtype, name=_input_name(source)
         )
     layers = {}
     nodes_by_depth = model._nodes_by_depth

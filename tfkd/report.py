@@ -248,7 +248,7 @@ def _latency_ms(obj, runner, x):
         return None  # a subclassed model without data: no input shape to time with
     shape = tuple(obj.inputs[0].shape[1:]) if obj.inputs else np.asarray(x).shape[1:]
     sample = np.random.default_rng(0).random((1, *shape), dtype=np.float32)
-    return measure_latency(lambda: obj(sample, training=False), 1, 3, 20, 0).median_ms
+    return measure_latency(lambda: obj(sample, training=False), 1, 5, 50, 0).median_ms
 
 
 def _jsonable(values):

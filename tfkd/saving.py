@@ -43,11 +43,16 @@ def load_scope():
     import tensorflow_model_optimization as tfmot
 
     import tfkd.losses  # noqa: F401 (registers tfkd's serializable objects)
-    from tfkd.optimize._common import cluster_wrapper_class, prune_wrapper_class
+    from tfkd.optimize._common import (
+        cluster_wrapper_class,
+        prune_wrapper_class,
+        structured_prune_wrapper_class,
+    )
 
     custom = {
         "PruneLowMagnitude": prune_wrapper_class(),
         "ClusterWeights": cluster_wrapper_class(),
+        "tfkd>StructuredPruneLowMagnitude": structured_prune_wrapper_class(),
     }
     with contextlib.ExitStack() as stack:
         stack.enter_context(tfmot.sparsity.keras.prune_scope())

@@ -203,3 +203,28 @@ def accuracy(model, data, batch_size=256):
         correct += int(np.sum(predicted == labels))
         total += len(labels)
     return correct / total if total else 0.0
+
+
+_STRUCTURED = []
+
+
+def structured_prune_wrapper_class():
+    """`PruneLowMagnitude` that saves its m:n structure (TF-MOT's `get_config` leaves it out).
+
+    Defined on first use (TF-MOT is imported lazily) and registered as
+    `tfkd>StructuredPruneLowMagnitude`, so `tfkd.load_model` restores the structure.
+    """
+    if not _STRUCTURED:
+        base = prune_wrapper_class()
+
+        @keras.utils.register_keras_serializable(package="tfkd")
+        class StructuredPruneLowMagnitude(base):
+            def __init__(self, layer, **kwargs):
+                super().__init__(layer, **kwargs)
+                self._name = f"prune_low_magnitude_{self.layer.name}"  # as TF-MOT names it
+
+            def get_config(self):
+                return {**super().get_config(), "sparsity_m_by_n": self.sparsity_m_by_n}
+
+        _STRUCTURED.append(StructuredPruneLowMagnitude)
+    return _STRUCTURED[0]

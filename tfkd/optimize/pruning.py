@@ -20,6 +20,7 @@ from tfkd.optimize._common import (
     kernels,
     prune_wrapper_class,
     select_layers,
+    structured_prune_wrapper_class,
     tfmot,
     unwrap,
 )
@@ -121,7 +122,8 @@ def _prune(model, target_sparsity, schedule, begin_step, end_step, frequency, st
         name: _make_schedule(schedule, sparsity, begin_step, end_step, frequency, initial_sparsity)
         for name, sparsity in plan.items()
     }
-    wrapper = prune_wrapper_class()
+    structured = params["sparsity_m_by_n"] is not None
+    wrapper = structured_prune_wrapper_class() if structured else prune_wrapper_class()
 
     def transform(original, copy):
         if original.name not in schedules:
