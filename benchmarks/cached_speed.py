@@ -9,9 +9,12 @@ example's teacher (conv 256/512) and student (conv 16/32):
 3. the test accuracy of (2) vs tfkd's own live-teacher run (target: within 0.3 points). The live
    and cached runs see the same shuffles, so they differ only by float rounding.
 
-Epoch times are medians over epochs 2..N (epoch 1 holds tracing); totals include tracing but not
-imports (done before the clocks start, for both sides). The training set is the digits' training
-half plus fixed shifted copies (`--copies`, default 2: made once, no random augmentation).
+Keras 3 runs in this process, on twins of the same models and initial weights, with its default
+`compile` (XLA on). Epoch times are medians over epochs 2..N (epoch 1 holds tracing); totals
+include tracing but not imports (done before the clocks start, for both sides). Wall clock and
+process CPU time are both reported. The training set is the digits' training half plus fixed
+shifted copies (`--copies`, default 4: made once, no random augmentation), since fixed per-fit
+costs (tracing) weigh less on bigger data; about 15 minutes on a busy 2-core machine.
 Run: `.venv/bin/python benchmarks/cached_speed.py [--quick]`; writes
 `benchmarks/results/cached_speed.md`.
 """
@@ -20,32 +23,18 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 
 import numpy as np
+from _common import build_keras3_keras_io_model, epoch_timer
 
 import tfkd
 from tfkd import keras
 from tfkd._keras import tf
+from tfkd.export._atomic import write_text
 
 BATCH = 32
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Wall time and process CPU time of every epoch."""
-
-    def __init__(self):
-        super().__init__()
-        self.times, self.cpu_times = [], []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start, self._cpu_start = time.perf_counter(), time.process_time()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.times.append(time.perf_counter() - self._start)
-        self.cpu_times.append(time.process_time() - self._cpu_start)
 
 
 def load_data(copies=1):
@@ -82,7 +71,7 @@ def shuffled(dataset, n, seed):
 def run_plain(x, y, epochs, seed):
     student = new_student(seed)
     student.compile(optimizer="adam", loss=_sparse_ce(), metrics=["accuracy"])
-    timer = EpochTimer()
+    timer = epoch_timer(keras.callbacks.Callback)
     student.fit(x, y, batch_size=BATCH, epochs=epochs, verbose=0, callbacks=[timer])
     return timer
 
@@ -97,7 +86,7 @@ def run_tfkd(teacher, x, y, test, epochs, seed, cached):
         data = shuffled(tf.data.Dataset.from_tensor_slices((x, y)), len(x), seed)
     distiller = tfkd.Distiller(teacher=teacher, student=new_student(seed))
     distiller.compile(optimizer="adam", loss=_sparse_ce(), metrics=["accuracy"])
-    timer = EpochTimer()
+    timer = epoch_timer(keras.callbacks.Callback)
     distiller.fit(data, epochs=epochs, verbose=0, callbacks=[timer])
     total = (time.perf_counter() - start, time.process_time() - cpu_start)
     accuracy = distiller.evaluate(*test, verbose=0, return_dict=True)["accuracy"]
@@ -132,17 +121,7 @@ def run_keras3(teacher, x, y, test, epochs, seed):
 def _keras3_twin(keras3, model, kind):
     """The keras.io model as a Keras 3 model with `model`'s weights."""
     width = (256, 512) if kind == "teacher" else (16, 32)
-    twin = keras3.Sequential(
-        [
-            keras3.Input((28, 28, 1)),
-            keras3.layers.Conv2D(width[0], 3, strides=2, padding="same"),
-            keras3.layers.LeakyReLU(0.2),
-            keras3.layers.MaxPooling2D(2, strides=1, padding="same"),
-            keras3.layers.Conv2D(width[1], 3, strides=2, padding="same"),
-            keras3.layers.Flatten(),
-            keras3.layers.Dense(10),
-        ]
-    )
+    twin = build_keras3_keras_io_model(keras3, width)
     twin.set_weights(model.get_weights())
     return twin
 
@@ -245,25 +224,17 @@ def to_markdown(r):
     return "\n".join(lines)
 
 
-def write_atomic(path, text):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 epochs, teacher 1 epoch")
-    parser.add_argument("--copies", type=int, default=2, help="fixed shifted copies of the data")
+    parser.add_argument("--copies", type=int, default=4, help="fixed shifted copies of the data")
     args = parser.parse_args(argv)
     epochs, teacher_epochs = (3, 1) if args.quick else (10, 3)
     result = measure(epochs=epochs, copies=args.copies, teacher_epochs=teacher_epochs)
     text = to_markdown(result)
     print(text)
     if not args.quick:
-        write_atomic(os.path.join(RESULTS, "cached_speed.md"), text)
+        write_text(os.path.join(RESULTS, "cached_speed.md"), text)
     return 0
 
 

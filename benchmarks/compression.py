@@ -22,14 +22,14 @@ Run: `.venv/bin/python benchmarks/compression.py [--quick]`; prints the tables a
 import argparse
 import os
 import statistics
-import tempfile
-import time
 
 import numpy as np
+from _common import epoch_timer
 
 import tfkd
 from tfkd import keras
 from tfkd._keras import tf
+from tfkd.export._atomic import write_text
 from tfkd.optimize._common import accuracy
 from tfkd.optimize.sensitivity import magnitude_prune
 
@@ -39,18 +39,6 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 def sparse_ce():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-
-class EpochTimer(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.times = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.times.append(time.perf_counter() - self._start)
 
 
 def distill(teacher, student, data, epochs, learning_rate=3e-3, callbacks=None):
@@ -85,7 +73,8 @@ def epoch_times(rounds, epochs):
         for name, wrap in variants.items():
             for mode in ("distill", "alone"):
                 keras.utils.set_random_seed(index)
-                student, timer = wrap(tfkd.models.build_keras_io_student()), EpochTimer()
+                student = wrap(tfkd.models.build_keras_io_student())
+                timer = epoch_timer(keras.callbacks.Callback)
                 if mode == "distill":
                     distill(teacher, student, (x, y), epochs, callbacks=[timer])
                 else:
@@ -178,14 +167,6 @@ def to_markdown(times, rows, targets, args):
     return "\n".join(lines) + "\n"
 
 
-def write_atomically(path, text):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-    with os.fdopen(handle, "w") as file:
-        file.write(text)
-    os.replace(temporary, path)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and epochs")
@@ -200,7 +181,7 @@ def main(argv=None):
     rows = pruning_accuracy(targets, args.finetune, dense_epochs=15)
     text = to_markdown(times, rows, targets, args)
     print(text)
-    write_atomically(os.path.join(RESULTS, "compression.md"), text)
+    write_text(os.path.join(RESULTS, "compression.md"), text)
 
 
 if __name__ == "__main__":

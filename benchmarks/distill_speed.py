@@ -24,6 +24,7 @@ import sys
 import time
 
 import numpy as np
+from _common import build_keras3_keras_io_model, epoch_timer
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 TEMPERATURE = 3.0
@@ -54,21 +55,6 @@ def load_data(samples):
     return x, y
 
 
-def _epoch_timer(callback_base):
-    class EpochTimer(callback_base):
-        def __init__(self):
-            super().__init__()
-            self.seconds = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds.append(time.perf_counter() - self._start)
-
-    return EpochTimer()
-
-
 def median_epoch(seconds):
     """The median epoch time, leaving out the first epoch (tracing, compilation)."""
     return statistics.median(seconds[1:])
@@ -80,10 +66,10 @@ def median_epoch(seconds):
 def _fit_seconds(model, data, args):
     from tfkd import keras
 
-    timer = _epoch_timer(keras.callbacks.Callback)
+    timer = epoch_timer(keras.callbacks.Callback)
     x, y = data
     model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, verbose=0, callbacks=[timer])
-    return median_epoch(timer.seconds)
+    return median_epoch(timer.times)
 
 
 def time_student_fit(data, args):
@@ -160,9 +146,9 @@ def time_tfkd_cached(data, args):
     x, y = data
     cached = tfkd.cache_teacher_outputs(tfkd.models.build_keras_io_teacher(), x, verbose=0)
     dataset = cached.dataset(x, y).shuffle(len(x), seed=0).batch(args.batch_size)
-    timer = _epoch_timer(keras.callbacks.Callback)
+    timer = epoch_timer(keras.callbacks.Callback)
     _tfkd_distiller(cached).fit(dataset, epochs=args.epochs, verbose=0, callbacks=[timer])
-    return median_epoch(timer.seconds)
+    return median_epoch(timer.times)
 
 
 # ------------------------------------------------------------------ Keras 3, own process
@@ -170,22 +156,10 @@ def time_tfkd_cached(data, args):
 
 def _keras3_models(keras):
     """The keras.io pair in Keras 3 layers: the same as `tfkd.models.build_keras_io_*`."""
-
-    def build(filters, name):
-        return keras.Sequential(
-            [
-                keras.Input((28, 28, 1)),
-                keras.layers.Conv2D(filters[0], 3, strides=2, padding="same"),
-                keras.layers.LeakyReLU(0.2),
-                keras.layers.MaxPooling2D(2, strides=1, padding="same"),
-                keras.layers.Conv2D(filters[1], 3, strides=2, padding="same"),
-                keras.layers.Flatten(),
-                keras.layers.Dense(10),
-            ],
-            name=name,
-        )
-
-    return build((256, 512), "teacher"), build((16, 32), "student")
+    return (
+        build_keras3_keras_io_model(keras, (256, 512), "teacher"),
+        build_keras3_keras_io_model(keras, (16, 32), "student"),
+    )
 
 
 def keras3_worker(args):
@@ -196,10 +170,10 @@ def keras3_worker(args):
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     def fit_seconds(model):
-        timer = _epoch_timer(keras.callbacks.Callback)
+        timer = epoch_timer(keras.callbacks.Callback)
         model.fit(*data, batch_size=args.batch_size, epochs=args.epochs, verbose=0,
                   callbacks=[timer])
-        return median_epoch(timer.seconds)
+        return median_epoch(timer.times)
 
     keras.utils.set_random_seed(0)
     teacher, student = _keras3_models(keras)
@@ -217,12 +191,12 @@ def keras3_worker(args):
     rows["keras3_student_fit"] = fit_seconds(alone)
     forward = keras.Sequential([teacher])  # Keras 3 runs its teacher with XLA (jit "auto")
     forward.compile(jit_compile="auto")
-    timer = _epoch_timer(keras.callbacks.Callback)
+    timer = epoch_timer(keras.callbacks.Callback)
     for _ in range(args.epochs):  # predict has no epochs: one call per "epoch"
         timer.on_epoch_begin(0)
         forward.predict(data[0], batch_size=args.batch_size, verbose=0)
         timer.on_epoch_end(0)
-    rows["keras3_teacher_forward"] = median_epoch(timer.seconds)
+    rows["keras3_teacher_forward"] = median_epoch(timer.times)
     rows["keras_version"] = keras.__version__
     print("RESULT " + json.dumps(rows), flush=True)
 
@@ -294,6 +268,7 @@ def main(argv=None):
         return 0
     rows, keras3_version = measure(args)
     import tfkd
+    from tfkd.export._atomic import write_text
 
     seconds = dict(rows)
     student_seconds = seconds["student alone, plain `fit` (tf_keras)"]
@@ -325,10 +300,7 @@ def main(argv=None):
     )
     print(f"{setup}\n\n{text}\n\nTarget tfkd <= 0.70x Keras 3: {verdict} ({tfkd_ratio:.2f}x)")
     print(cached_note)
-    RESULTS.mkdir(exist_ok=True)
-    temporary = RESULTS / ".distill_speed.md.tmp"
-    temporary.write_text(report)
-    os.replace(temporary, RESULTS / "distill_speed.md")
+    write_text(RESULTS / "distill_speed.md", report)
     return 0
 
 

@@ -29,6 +29,7 @@ import argparse
 import os
 import tempfile
 import time
+import types
 
 import numpy as np
 
@@ -170,119 +171,143 @@ class Table:
 
 
 def run(args):
+    """Every measure of the table, in one process: `(table, report, final student's profile)`."""
     (x_train, y_train), (x_test, y_test) = tfkd.data.load_digits()
-    calibration = x_train[:CALIBRATION]
-    folder = tempfile.mkdtemp(prefix="tfkd-export-bench-")
-    table = Table()
-    report = tfkd.Report(title="Digits: teacher -> distilled, 80% pruned, int8 student")
-    e = args.epochs
+    with tempfile.TemporaryDirectory(prefix="tfkd-export-bench-") as folder:
+        c = types.SimpleNamespace(
+            x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
+            calibration=x_train[:CALIBRATION], folder=folder, epochs=args.epochs, runs=args.runs,
+            table=Table(),
+            report=tfkd.Report(title="Digits: teacher -> distilled, 80% pruned, int8 student"),
+        )
+        teacher, teacher_acc, teacher_f32 = measure_teacher_bytes(c)
+        student = measure_quantized_accuracy(c, teacher)
+        measure_latencies(c, teacher, teacher_f32)
+        dense_gzip = measure_pruned_gzip(c, teacher, teacher_f32)
+        measure_onnx(c, teacher, student)
+        final_profile = measure_whole_path(c, teacher, teacher_acc, dense_gzip)
+    return c.table, c.report, final_profile
 
+
+def measure_teacher_bytes(c):
+    """1. int8 bytes against float32 bytes (digits teacher)."""
     start = time.perf_counter()
-    teacher = train_teacher(x_train, y_train, epochs=e)
+    teacher = train_teacher(c.x_train, c.y_train, epochs=c.epochs)
     teacher_seconds = time.perf_counter() - start
-    teacher_acc = accuracy(teacher, x_test, y_test)
-    teacher_f32 = tfkd.export.to_tflite(teacher, os.path.join(folder, "teacher.tflite"))
+    teacher_acc = accuracy(teacher, c.x_test, c.y_test)
+    teacher_f32 = tfkd.export.to_tflite(teacher, os.path.join(c.folder, "teacher.tflite"))
     teacher_i8 = tfkd.export.to_tflite(teacher, quantization="int8",
-                                       representative_data=calibration)
-    report.add("teacher", teacher, x=x_test, y=y_test, train_seconds=teacher_seconds)
-    report.add("teacher float32 .tflite", teacher_f32, x=x_test, y=y_test)
-
-    # 1. int8 bytes against float32 bytes.
+                                       representative_data=c.calibration)
+    c.report.add("teacher", teacher, x=c.x_test, y=c.y_test, train_seconds=teacher_seconds)
+    c.report.add("teacher float32 .tflite", teacher_f32, x=c.x_test, y=c.y_test)
     ratio = len(teacher_i8) / len(teacher_f32)
-    table.add("1. int8 / float32 .tflite bytes (teacher, 165k params)",
-              f"{len(teacher_i8):,} / {len(teacher_f32):,} = {ratio:.3f}x", "<= 0.28x",
-              ratio <= 0.28)
+    c.table.add("1. int8 / float32 .tflite bytes (teacher, 165k params)",
+                f"{len(teacher_i8):,} / {len(teacher_f32):,} = {ratio:.3f}x", "<= 0.28x",
+                ratio <= 0.28)
+    return teacher, teacher_acc, teacher_f32
 
-    # 2. PTQ and QAT accuracy against the float Keras student.
+
+def measure_quantized_accuracy(c, teacher):
+    """2. PTQ and QAT accuracy against the float Keras student (and 1b, the student's bytes)."""
     keras.utils.set_random_seed(1)
     start = time.perf_counter()
-    student = distill(teacher, build_student(), x_train, y_train,
-                      epochs=e)
+    student = distill(teacher, build_student(), c.x_train, c.y_train, epochs=c.epochs)
     student_seconds = time.perf_counter() - start
-    student_acc = accuracy(student, x_test, y_test)
+    student_acc = accuracy(student, c.x_test, c.y_test)
     student_f32 = tfkd.export.to_tflite(student)
     student_i8 = tfkd.export.to_tflite(student, quantization="int8",
-                                       representative_data=calibration)
+                                       representative_data=c.calibration)
     ratio = len(student_i8) / len(student_f32)
-    table.add("1b. int8 / float32 .tflite bytes (student, 13.7k params; record)",
-              f"{len(student_i8):,} / {len(student_f32):,} = {ratio:.3f}x", "(record)", True)
-    report.add("distilled", student, x=x_test, y=y_test, train_seconds=student_seconds)
-    ptq_acc = tfkd.TFLiteModel(student_i8).evaluate(x_test, y_test)["accuracy"]
+    c.table.add("1b. int8 / float32 .tflite bytes (student, 13.7k params; record)",
+                f"{len(student_i8):,} / {len(student_f32):,} = {ratio:.3f}x", "(record)", True)
+    c.report.add("distilled", student, x=c.x_test, y=c.y_test, train_seconds=student_seconds)
+    ptq_acc = tfkd.TFLiteModel(student_i8).evaluate(c.x_test, c.y_test)["accuracy"]
     keras.utils.set_random_seed(2)
-    qat = distill(teacher, tfkd.quantize(copy_model(student)), x_train, y_train,
-                  epochs=max(2, e // 6), learning_rate=5e-4)
+    qat = distill(teacher, tfkd.quantize(copy_model(student)), c.x_train, c.y_train,
+                  epochs=max(2, c.epochs // 6), learning_rate=5e-4)
     qat_i8 = tfkd.export.to_tflite(qat, quantization="int8")  # no data: the QAT ranges
-    qat_acc = tfkd.TFLiteModel(qat_i8).evaluate(x_test, y_test)["accuracy"]
-    report.add("distilled int8 PTQ", student_i8, x=x_test, y=y_test)
-    report.add("distilled int8 QAT", qat_i8, x=x_test, y=y_test)
+    qat_acc = tfkd.TFLiteModel(qat_i8).evaluate(c.x_test, c.y_test)["accuracy"]
+    c.report.add("distilled int8 PTQ", student_i8, x=c.x_test, y=c.y_test)
+    c.report.add("distilled int8 QAT", qat_i8, x=c.x_test, y=c.y_test)
     ptq_gap, qat_gap = 100 * (student_acc - ptq_acc), 100 * (student_acc - qat_acc)
-    table.add("2a. float student - int8 PTQ accuracy (points)",
-              f"{100 * student_acc:.2f} - {100 * ptq_acc:.2f} = {ptq_gap:+.2f}", "<= 0.5",
-              ptq_gap <= 0.5)
-    table.add("2b. float student - int8 QAT accuracy (points)",
-              f"{100 * student_acc:.2f} - {100 * qat_acc:.2f} = {qat_gap:+.2f}", "<= 0.3",
-              qat_gap <= 0.3)
-    table.add("2c. QAT - PTQ accuracy (points)", f"{100 * (qat_acc - ptq_acc):+.2f}", ">= 0",
-              qat_acc >= ptq_acc)
+    c.table.add("2a. float student - int8 PTQ accuracy (points)",
+                f"{100 * student_acc:.2f} - {100 * ptq_acc:.2f} = {ptq_gap:+.2f}", "<= 0.5",
+                ptq_gap <= 0.5)
+    c.table.add("2b. float student - int8 QAT accuracy (points)",
+                f"{100 * student_acc:.2f} - {100 * qat_acc:.2f} = {qat_gap:+.2f}", "<= 0.3",
+                qat_gap <= 0.3)
+    c.table.add("2c. QAT - PTQ accuracy (points)", f"{100 * (qat_acc - ptq_acc):+.2f}", ">= 0",
+                qat_acc >= ptq_acc)
+    return student
 
-    # 3. int8 against float32 latency on the keras.io teacher.
-    f_ms, i_ms = keras_io_latency(args.runs)
-    table.add("3. int8 / float32 .tflite batch-1 latency (keras.io teacher)",
-              f"{i_ms:.3f} / {f_ms:.3f} ms = {i_ms / f_ms:.2f}x", "<= 0.4x", i_ms / f_ms <= 0.4)
 
-    # 4. A .tflite invoke against model.predict on one sample (digits teacher).
-    one = x_test[:1]
-    predict_ms = median_ms(lambda: teacher.predict(one, verbose=0), runs=max(20, args.runs // 10))
-    tflite_ms = tfkd.TFLiteModel(teacher_f32).latency(runs=args.runs).median_ms
-    table.add("4. model.predict / float32 .tflite, one sample (teacher)",
-              f"{predict_ms:.2f} / {tflite_ms:.3f} ms = {predict_ms / tflite_ms:.0f}x", ">= 30x",
-              predict_ms / tflite_ms >= 30)
+def measure_latencies(c, teacher, teacher_f32):
+    """3. int8 against float32 latency (keras.io teacher); 4. `.tflite` against `predict`."""
+    f_ms, i_ms = keras_io_latency(c.runs)
+    c.table.add("3. int8 / float32 .tflite batch-1 latency (keras.io teacher)",
+                f"{i_ms:.3f} / {f_ms:.3f} ms = {i_ms / f_ms:.2f}x", "<= 0.4x", i_ms / f_ms <= 0.4)
+    one = c.x_test[:1]
+    predict_ms = median_ms(lambda: teacher.predict(one, verbose=0), runs=max(20, c.runs // 10))
+    tflite_ms = tfkd.TFLiteModel(teacher_f32).latency(runs=c.runs).median_ms
+    c.table.add("4. model.predict / float32 .tflite, one sample (teacher)",
+                f"{predict_ms:.2f} / {tflite_ms:.3f} ms = {predict_ms / tflite_ms:.0f}x",
+                ">= 30x", predict_ms / tflite_ms >= 30)
 
-    # 5. 80% pruned + int8 + gzip against the dense float32 file (digits teacher).
+
+def measure_pruned_gzip(c, teacher, teacher_f32):
+    """5. 80% pruned + int8 + gzip against the dense float32 file (digits teacher)."""
     keras.utils.set_random_seed(3)
     pruned_teacher = tfkd.prune(copy_model(teacher), target_sparsity=0.8)
-    pruned_teacher = tfkd.strip(fine_tune(pruned_teacher, x_train, y_train, epochs=max(2, e // 3)))
+    pruned_teacher = tfkd.strip(
+        fine_tune(pruned_teacher, c.x_train, c.y_train, epochs=max(2, c.epochs // 3))
+    )
     pruned_i8 = tfkd.export.to_tflite(pruned_teacher, quantization="int8",
-                                      representative_data=calibration)
+                                      representative_data=c.calibration)
     dense_gzip, pruned_profile = tfkd.profile(teacher_f32).gzip_bytes, tfkd.profile(pruned_i8)
     ratio = pruned_profile.gzip_bytes / dense_gzip
-    table.add("5. gzip 80%-pruned int8 / gzip dense float32 (teacher)",
-              f"{pruned_profile.gzip_bytes:,} / {dense_gzip:,} = {ratio:.4f}x", "<= 0.10x",
-              ratio <= 0.10)
+    c.table.add("5. gzip 80%-pruned int8 / gzip dense float32 (teacher)",
+                f"{pruned_profile.gzip_bytes:,} / {dense_gzip:,} = {ratio:.4f}x", "<= 0.10x",
+                ratio <= 0.10)
     bound = entropy_bytes(pruned_i8)
-    table.add("5b. order-0 entropy of its int8 weights / gzip dense float32",
-              f"{bound:,.0f} / {dense_gzip:,} = {bound / dense_gzip:.4f}x", "(record)", True)
-    report.add("teacher 80% pruned int8", pruned_i8, x=x_test, y=y_test)
+    c.table.add("5b. order-0 entropy of its int8 weights / gzip dense float32",
+                f"{bound:,.0f} / {dense_gzip:,} = {bound / dense_gzip:.4f}x", "(record)", True)
+    c.report.add("teacher 80% pruned int8", pruned_i8, x=c.x_test, y=c.y_test)
+    return dense_gzip
 
-    # 6. ONNX against Keras.
-    diff = max(onnx_difference(teacher, x_test, folder, "teacher"),
-               onnx_difference(student, x_test, folder, "student"))
-    table.add("6. max |ONNX - Keras| on the test set (teacher, student)", f"{diff:.2e}", "<= 1e-4",
-              diff <= 1e-4)
-    report.add("distilled .onnx", os.path.join(folder, "student.onnx"), x=x_test, y=y_test)
 
-    # 7. The whole path: distilled while pruned to 80%, then QAT preserving the zeros, int8.
+def measure_onnx(c, teacher, student):
+    """6. ONNX against Keras."""
+    diff = max(onnx_difference(teacher, c.x_test, c.folder, "teacher"),
+               onnx_difference(student, c.x_test, c.folder, "student"))
+    c.table.add("6. max |ONNX - Keras| on the test set (teacher, student)", f"{diff:.2e}",
+                "<= 1e-4", diff <= 1e-4)
+    c.report.add("distilled .onnx", os.path.join(c.folder, "student.onnx"), x=c.x_test,
+                 y=c.y_test)
+
+
+def measure_whole_path(c, teacher, teacher_acc, dense_gzip):
+    """7. The whole path: distilled while pruned to 80%, then QAT preserving the zeros, int8."""
     keras.utils.set_random_seed(4)
     start = time.perf_counter()
     pruned = tfkd.prune(build_student(), target_sparsity=0.8)
-    pruned = tfkd.strip(distill(teacher, pruned, x_train, y_train, epochs=e))
-    final = distill(teacher, tfkd.quantize(pruned, preserve="sparsity"), x_train, y_train,
-                    epochs=max(2, e // 6), learning_rate=5e-4)
+    pruned = tfkd.strip(distill(teacher, pruned, c.x_train, c.y_train, epochs=c.epochs))
+    final = distill(teacher, tfkd.quantize(pruned, preserve="sparsity"), c.x_train, c.y_train,
+                    epochs=max(2, c.epochs // 6), learning_rate=5e-4)
     path_seconds = time.perf_counter() - start
-    final_i8 = tfkd.export.to_tflite(final, os.path.join(folder, "student_int8.tflite"), "int8")
-    final_acc = tfkd.TFLiteModel(final_i8).evaluate(x_test, y_test)["accuracy"]
+    final_i8 = tfkd.export.to_tflite(final, os.path.join(c.folder, "student_int8.tflite"), "int8")
+    final_acc = tfkd.TFLiteModel(final_i8).evaluate(c.x_test, c.y_test)["accuracy"]
     final_profile = tfkd.profile(final_i8)
     ratio = dense_gzip / final_profile.gzip_bytes
     gap = 100 * (teacher_acc - final_acc)
-    report.add("distilled 80% pruned int8 QAT", final_i8, x=x_test, y=y_test,
-               train_seconds=path_seconds)
-    table.add("7a. gzip teacher float32 / gzip distilled pruned int8 student",
-              f"{dense_gzip:,} / {final_profile.gzip_bytes:,} = {ratio:.0f}x", ">= 50x",
-              ratio >= 50)
-    table.add("7b. teacher - student accuracy (points)",
-              f"{100 * teacher_acc:.2f} - {100 * final_acc:.2f} = {gap:+.2f}", "<= 1.5",
-              gap <= 1.5)
-    return table, report, final_profile
+    c.report.add("distilled 80% pruned int8 QAT", final_i8, x=c.x_test, y=c.y_test,
+                 train_seconds=path_seconds)
+    c.table.add("7a. gzip teacher float32 / gzip distilled pruned int8 student",
+                f"{dense_gzip:,} / {final_profile.gzip_bytes:,} = {ratio:.0f}x", ">= 50x",
+                ratio >= 50)
+    c.table.add("7b. teacher - student accuracy (points)",
+                f"{100 * teacher_acc:.2f} - {100 * final_acc:.2f} = {gap:+.2f}", "<= 1.5",
+                gap <= 1.5)
+    return final_profile
 
 
 def main():

@@ -18,13 +18,14 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 
 import numpy as np
+from _common import epoch_timer
 
 import tfkd
 from tfkd import keras
+from tfkd.export._atomic import atomic_file, write_text
 
 L = tfkd.losses
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -55,18 +56,6 @@ def train_teacher(x, y, seed, epochs=15):
     teacher.compile(keras.optimizers.Adam(2e-3), _label_loss(), metrics=["accuracy"])
     teacher.fit(x, y, epochs=epochs, batch_size=32, verbose=0)
     return teacher
-
-
-class EpochTimer(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.times = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.times.append(time.perf_counter() - self._start)
 
 
 # Each method: (name, what it needs from tfkd or None, builder). A builder gets the context and
@@ -168,7 +157,7 @@ METHODS = [
 def run_once(build, ctx, data, epochs):
     (x, y), (x_test, y_test) = data
     trainable, scored = build(ctx)
-    timer = EpochTimer()
+    timer = epoch_timer(keras.callbacks.Callback)
     trainable.fit(x, y, epochs=epochs, batch_size=BATCH_SIZE, callbacks=[timer], verbose=0)
     student = scored()
     predictions = student.predict(x_test, batch_size=512, verbose=0)
@@ -232,7 +221,7 @@ def main(argv=None):
                        time.perf_counter() - started)
     print(text)
     os.makedirs(RESULTS, exist_ok=True)
-    _write_atomic(os.path.join(RESULTS, "methods.md"), text)
+    write_text(os.path.join(RESULTS, "methods.md"), text)
     plot(rows, os.path.join(RESULTS, "methods.png"), args)
     return 0
 
@@ -334,18 +323,9 @@ def plot(rows, path, args):
     )
     axis.legend(loc="lower right")
     figure.tight_layout()
-    folder = os.path.dirname(path)
-    with tempfile.NamedTemporaryFile(dir=folder, suffix=".png", delete=False) as handle:
-        temporary = handle.name
-    figure.savefig(temporary, dpi=120)
+    with atomic_file(path) as temporary:
+        figure.savefig(temporary, dpi=120, format="png")
     plt.close(figure)
-    os.replace(temporary, path)
-
-
-def _write_atomic(path, text):
-    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(path), delete=False) as handle:
-        handle.write(text)
-    os.replace(handle.name, path)
 
 
 if __name__ == "__main__":

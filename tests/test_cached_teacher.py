@@ -165,6 +165,12 @@ def test_distiller_with_a_cache_rejects_data_and_losses_it_cannot_serve(cached, 
         distiller.fit(x, y, epochs=1, verbose=0)
     with pytest.raises(ValueError, match="element_spec"):
         distiller.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(8), epochs=1, verbose=0)
+    weighted = tf.data.Dataset.from_tensor_slices((x, y, np.ones(64, "float32"))).batch(8)
+    with pytest.raises(ValueError, match=r"third element .* teacher outputs, of shape \(10,\)"):
+        distiller.fit(weighted, epochs=1, verbose=0)
+    top2 = tfkd.cache_teacher_outputs(build_tiny_teacher(), x, top_k=2, verbose=0)
+    with pytest.raises(ValueError, match="top_k_values"):
+        distiller.fit(top2.dataset(x, y).batch(8), epochs=1, verbose=0)
     feature_loss = tfkd.losses.LogitsDistillation(teacher_layer="t_embed", student_layer="s_embed")
     with pytest.raises(ValueError, match="live teacher"):
         tfkd.Distiller(

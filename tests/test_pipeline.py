@@ -23,7 +23,7 @@ def test_compress_walks_the_whole_path(trained_teacher, small_digits, tmp_path):
     tfkd.keras.utils.set_random_seed(0)
     report = tfkd.compress(
         trained_teacher, tfkd.models.build_student(), train, val,
-        distill={"epochs": 4, "learning_rate": 5e-3},
+        distill={"epochs": 10, "learning_rate": 5e-3},
         prune=tfkd.PruneConfig(target_sparsity=0.8, epochs=3),
         quantize={"epochs": 1},
         export={"formats": ("float32-tflite", "int8-tflite", "onnx"), "latency": False},
@@ -132,8 +132,9 @@ def test_load_data_reads_npz_and_names_missing_keys(tmp_path):
     np.savez(tmp_path / "rep.npz", x=x)
     assert load_inputs(tmp_path / "rep.npz").shape == (6, 8, 8, 1)
     assert load_test_data(tmp_path / "ok.npz")[0].shape == (2, 8, 8, 1)
+    np.savez(tmp_path / "weights.npz", a=x)
     with pytest.raises(ValueError, match="must hold `x_train`, or `x` as its only array"):
-        load_inputs(tmp_path / "partial.npz")
+        load_inputs(tmp_path / "weights.npz")
 
 
 def test_load_data_reads_a_folder_of_images_per_class(tmp_path):

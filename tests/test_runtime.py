@@ -155,3 +155,11 @@ def test_bad_arguments(tmp_path):
         tfkd.ONNXModel(tmp_path)
     with pytest.raises(ValueError, match="one label per sample"):
         model.evaluate(np.zeros((4, 8, 8, 1), np.float32), np.zeros(3))
+
+
+def test_a_file_with_two_inputs_is_a_clear_error():
+    first, second = keras.Input((4,)), keras.Input((4,))
+    joined = keras.layers.Concatenate()([first, second])
+    model = keras.Model([first, second], keras.layers.Dense(2)(joined))
+    with pytest.raises(ValueError, match="one input. Received: <.tflite bytes> with 2 inputs"):
+        tfkd.TFLiteModel(tfkd.export.to_tflite(model))

@@ -1,9 +1,9 @@
 """The one place that chooses Keras for tfkd: Keras 2 (`tf_keras`), which TF-MOT requires.
 
-`TF_USE_LEGACY_KERAS=1` is set before TensorFlow is imported so that `tf.keras` inside TensorFlow's own
-helpers (and TF-MOT's) resolves to `tf_keras` too. tfkd itself never goes through `tf.keras`: it imports
-`tf_keras` directly, so the choice holds even when the user imported TensorFlow and touched `tf.keras`
-(Keras 3) before `import tfkd`.
+`TF_USE_LEGACY_KERAS=1` is set before TensorFlow is imported so that `tf.keras` inside TensorFlow's
+own helpers (and TF-MOT's) resolves to `tf_keras` too. tfkd itself never goes through `tf.keras`: it
+imports `tf_keras` directly, so the choice holds even when the user imported TensorFlow and touched
+`tf.keras` (Keras 3) before `import tfkd`.
 """
 
 import os
@@ -32,7 +32,8 @@ def is_keras_model(obj):
 def check_model(name, obj):
     """Returns `obj` if it is a tf_keras model; raises a `TypeError` that says what to do otherwise.
 
-    Keras 3 models are converted with `tfkd.from_keras3` (saying so once) where that module is present.
+    Keras 3 models are converted with `tfkd.from_keras3` (saying so once) where that module is
+    present.
     """
     if is_keras_model(obj):
         return obj

@@ -17,7 +17,9 @@ def check_number(name, value):
 def check_positive(name, value):
     value = check_number(name, value)
     if value <= 0:
-        raise ValueError(f"`{name}` must be > 0. Received: {name}={value!r}. Pass a positive number.")
+        raise ValueError(
+            f"`{name}` must be > 0. Received: {name}={value!r}. Pass a positive number."
+        )
     return value
 
 

@@ -543,6 +543,7 @@ def _check_cached_data(teacher, x):
         return
     spec = x.element_spec if isinstance(x, tf.data.Dataset) else None
     if isinstance(spec, tuple) and len(spec) >= 3:
+        teacher.check_element_spec(spec[2])  # e.g. not sample weights in third place
         return
     raise ValueError(
         "A Distiller with a cached teacher trains on data carrying the teacher's outputs: a "

@@ -142,7 +142,10 @@ def load_keras_file(path):
     try:
         return load_model(path, compile=False)
     except (OSError, ValueError) as error:
-        raise ValueError(f"{path} is not a loadable Keras model: {error}") from None
+        raise ValueError(
+            f"{path} is not a loadable Keras model: {error}. Received: path={path!r}. Pass a "
+            "model saved by `model.save` (tf_keras: .keras, .h5 or a SavedModel folder)."
+        ) from None
 
 
 def _profile_keras_file(path):
@@ -178,6 +181,28 @@ def gzip_size(data):
     return len(gzip.compress(data, compresslevel=9, mtime=0))
 
 
+def _new_profile(
+    source, file_format, *, params, data, weights, ops, op_dtypes, input_dtypes, output_dtypes,
+    all_integer,
+):
+    """A `Profile` of `data` (the bytes measured) whose sparsity is that of `weights`
+    (`{tensor name: array}`); `op_dtypes` maps op types to sets of dtype names."""
+    return Profile(
+        source=source,
+        format=file_format,
+        params=int(params),
+        bytes=len(data),
+        gzip_bytes=gzip_size(data),
+        sparsity=_fraction_zero(list(weights.values())),
+        weight_sparsity={n: _fraction_zero([v]) for n, v in weights.items()},
+        ops=dict(ops),
+        op_dtypes={k: sorted(v) for k, v in op_dtypes.items()},
+        input_dtypes=input_dtypes,
+        output_dtypes=output_dtypes,
+        all_integer=bool(all_integer),
+    )
+
+
 def _fraction_zero(arrays):
     total = sum(a.size for a in arrays)
     return float(sum(np.count_nonzero(a == 0) for a in arrays) / total) if total else 0.0
@@ -200,16 +225,14 @@ def _profile_keras(model):
         name = type(layer).__name__
         ops[name] += 1
         op_dtypes[name].add(str(getattr(layer, "compute_dtype", None) or "float32"))
-    return Profile(
-        source=model.name,
-        format="keras",
-        params=int(sum(v.size for v in values)),
-        bytes=len(data),
-        gzip_bytes=gzip_size(data),
-        sparsity=_fraction_zero(list(kernels.values())),
-        weight_sparsity={n: _fraction_zero([v]) for n, v in kernels.items()},
-        ops=dict(ops),
-        op_dtypes={k: sorted(v) for k, v in op_dtypes.items()},
+    return _new_profile(
+        model.name,
+        "keras",
+        params=sum(v.size for v in values),
+        data=data,
+        weights=kernels,
+        ops=ops,
+        op_dtypes=op_dtypes,
         input_dtypes=[t.dtype.name for t in (model.inputs or [])],
         output_dtypes=[t.dtype.name for t in (model.outputs or [])],
         all_integer=False,
@@ -287,7 +310,7 @@ def _profile_tflite(data, source):
     params, weights, all_integer = 0, {}, True
     for op in graph.operators:
         code = codes[op.opcodeIndex]
-        name = op_names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+        name = _op_name(code, op_names)
         if name == "CUSTOM" and code.customCode:
             name = code.customCode.decode()
         ops[name] += 1
@@ -309,20 +332,23 @@ def _profile_tflite(data, source):
     def io_dtype(index):
         return type_names.get(graph.tensors[index].type, "unknown")
 
-    return Profile(
-        source=source,
-        format="tflite",
+    return _new_profile(
+        source,
+        "tflite",
         params=params,
-        bytes=len(data),
-        gzip_bytes=gzip_size(data),
-        sparsity=_fraction_zero(list(weights.values())),
-        weight_sparsity={n: _fraction_zero([v]) for n, v in weights.items()},
-        ops=dict(ops),
-        op_dtypes={k: sorted(v) for k, v in op_dtypes.items()},
+        data=data,
+        weights=weights,
+        ops=ops,
+        op_dtypes=op_dtypes,
         input_dtypes=[io_dtype(i) for i in graph.inputs],
         output_dtypes=[io_dtype(i) for i in graph.outputs],
-        all_integer=bool(all_integer),
+        all_integer=all_integer,
     )
+
+
+def _op_name(code, op_names):
+    """The builtin op name of an operator code (`"CUSTOM"` for custom ops)."""
+    return op_names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
 
 
 def _indices(array):
@@ -334,7 +360,7 @@ def _through_dequantize(index, produced_by, codes, op_names, graph):
     op = produced_by.get(index)
     if op is not None:
         code = codes[op.opcodeIndex]
-        if op_names.get(max(code.builtinCode, code.deprecatedBuiltinCode)) == "DEQUANTIZE":
+        if _op_name(code, op_names) == "DEQUANTIZE":
             return int(op.inputs[0])
     return index
 
@@ -375,21 +401,19 @@ def _profile_onnx(data, source):
             source_name = _onnx_weight_source(node.input[1], graph)
             if source_name in initializers and initializers[source_name].ndim >= 2:
                 weights[source_name] = initializers[source_name]
-    return Profile(
-        source=source,
-        format="onnx",
-        params=int(sum(v.size for v in initializers.values() if _is_parameter(v))),
-        bytes=len(data),
-        gzip_bytes=gzip_size(data),
-        sparsity=_fraction_zero(list(weights.values())),
-        weight_sparsity={n: _fraction_zero([v]) for n, v in weights.items()},
-        ops=dict(ops),
-        op_dtypes={k: sorted(v) for k, v in op_dtypes.items()},
+    return _new_profile(
+        source,
+        "onnx",
+        params=sum(v.size for v in initializers.values() if _is_parameter(v)),
+        data=data,
+        weights=weights,
+        ops=ops,
+        op_dtypes=op_dtypes,
         input_dtypes=[
             dtype_of.get(i.name, "unknown") for i in graph.input if i.name not in initializers
         ],
         output_dtypes=[dtype_of.get(o.name, "unknown") for o in graph.output],
-        all_integer=bool(all_integer),
+        all_integer=all_integer,
     )
 
 

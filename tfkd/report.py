@@ -179,6 +179,9 @@ class Report:
     def to_json(self, path=None):
         """The report as JSON (`{"stages": [...], ...}`), written atomically to `path` if given.
 
+        Args:
+            path: File to write, or `None` to only return the text. Defaults to `None`.
+
         Returns:
             The JSON text.
         """

@@ -21,14 +21,14 @@ def reduce_to_per_sample(values):
 class DistillationLoss:
     """A loss between what a teacher and a student compute for the same batch.
 
-    A loss names the layers it reads with `teacher_layer` and `student_layer` (`None` reads the model's
-    outputs); the `Distiller` builds feature extractors for those names once and passes the values to
-    `call`. Subclasses implement `call(teacher_values, student_values)`, returning one loss per sample
-    (shape `[batch]`) or one value for the whole batch (a scalar, for relation-based losses). A loss
-    that needs the labels sets `uses_labels = True` and takes `labels=` in `call`.
+    A loss names the layers it reads with `teacher_layer` and `student_layer` (`None` reads the
+    model's outputs); the `Distiller` builds feature extractors for those names once and passes the
+    values to `call`. Subclasses implement `call(teacher_values, student_values)`, returning one
+    loss per sample (shape `[batch]`) or one value for the whole batch (a scalar, for relation-based
+    losses). A loss that needs the labels sets `uses_labels = True` and takes `labels=` in `call`.
 
-    Calling the loss object itself, `loss(teacher_values, student_values)`, returns the mean loss, so it
-    can be tested and reused outside a fit.
+    Calling the loss object itself, `loss(teacher_values, student_values)`, returns the mean loss,
+    so it can be tested and reused outside a fit.
 
     Args:
         teacher_layer: Name of the teacher layer read, or `None` for the teacher's outputs.
@@ -54,7 +54,8 @@ class DistillationLoss:
 
     @property
     def layer_pairs(self):
-        """`[(teacher_layer, student_layer), ...]`: what the loss reads, in the order `call` gets it."""
+        """`[(teacher_layer, student_layer), ...]`: what the loss reads, in the order `call` gets
+        it."""
         return [(self.teacher_layer, self.student_layer)]
 
     @property

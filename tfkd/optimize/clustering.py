@@ -1,7 +1,7 @@
 """Weight clustering over TF-MOT: `cluster` (strip it with `tfkd.strip`, then CQAT)."""
 
 from tfkd._keras import keras
-from tfkd._validation import check_int
+from tfkd._validation import check_choice, check_int
 from tfkd.optimize._common import (
     check_graph_model,
     clone_with,
@@ -59,10 +59,7 @@ def cluster(model, n_clusters=16, init="kmeans++", preserve_sparsity=False, laye
             "`n_clusters` must be at least 2 (one value per kernel would erase it). "
             f"Received: n_clusters={n_clusters}. E.g. n_clusters=16 (4-bit indices)."
         )
-    if init not in _INITS:
-        raise ValueError(
-            f"`init` must be one of {sorted(_INITS)}. Received: init={init!r}."
-        )
+    check_choice("init", init, sorted(_INITS))
     if not isinstance(preserve_sparsity, bool):
         raise TypeError(
             "`preserve_sparsity` must be True or False. "

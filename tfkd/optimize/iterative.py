@@ -1,6 +1,7 @@
 """Incremental pruning: `iterative_prune` repeats prune then fine-tune, one sparsity at a time."""
 
 import dataclasses
+import itertools
 
 from tfkd._keras import keras, tf
 from tfkd._validation import check_int
@@ -79,18 +80,7 @@ def iterative_prune(
     """
     from tfkd.distiller import Distiller
 
-    if not isinstance(model_or_distiller, keras.Model):
-        raise TypeError(
-            "`model_or_distiller` must be a compiled `tfkd.keras.Model` or `tfkd.Distiller`. "
-            f"Received: model_or_distiller of type {type(model_or_distiller).__name__}."
-        )
-    trainer = model_or_distiller
-    if getattr(trainer, "optimizer", None) is None:
-        raise ValueError(
-            "`model_or_distiller` must be compiled: each round trains it. Received: "
-            f"an uncompiled {type(trainer).__name__} (name={trainer.name!r}). Call `compile(...)` "
-            "first."
-        )
+    trainer = _check_trainer(model_or_distiller)
     sparsities = _check_sparsities(sparsities)
     epochs_per_round = check_int("epochs_per_round", epochs_per_round, minimum=1)
     data = split_data("data", data)
@@ -125,6 +115,21 @@ def iterative_prune(
     return PruningRounds(current, rounds)
 
 
+def _check_trainer(model_or_distiller):
+    if not isinstance(model_or_distiller, keras.Model):
+        raise TypeError(
+            "`model_or_distiller` must be a compiled `tfkd.keras.Model` or `tfkd.Distiller`. "
+            f"Received: model_or_distiller of type {type(model_or_distiller).__name__}."
+        )
+    if getattr(model_or_distiller, "optimizer", None) is None:
+        raise ValueError(
+            "`model_or_distiller` must be compiled: each round trains it. Received: "
+            f"an uncompiled {type(model_or_distiller).__name__} "
+            f"(name={model_or_distiller.name!r}). Call `compile(...)` first."
+        )
+    return model_or_distiller
+
+
 def _check_sparsities(sparsities):
     if not isinstance(sparsities, (list, tuple)) or not sparsities:
         raise TypeError(
@@ -132,7 +137,7 @@ def _check_sparsities(sparsities):
             f"Received: sparsities={sparsities!r}. E.g. sparsities=[0.5, 0.7, 0.8]."
         )
     values = [_check_sparsity("sparsities[i]", s) for s in sparsities]
-    if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+    if any(b <= a for a, b in itertools.pairwise(values)):
         raise ValueError(
             "`sparsities` must rise from round to round. "
             f"Received: sparsities={list(sparsities)!r}. E.g. sparsities=[0.5, 0.7, 0.8]."

@@ -1,6 +1,7 @@
 """What `TFLiteModel` and `ONNXModel` share: batching, accuracy, agreement and latency."""
 
 import dataclasses
+import os
 import time
 
 import numpy as np
@@ -62,6 +63,25 @@ def measure_latency(call, batch, warmup, runs, threads):
         batch=batch,
         runs=runs,
         threads=threads,
+    )
+
+
+def read_model_file(name, value, suffix, article="a"):
+    """`(source, data)` of a model file given as a path or as its bytes (`suffix`: `".tflite"`).
+
+    Raises a `TypeError` naming `name` for anything else; `FileNotFoundError`/`ValueError` for a
+    missing path or a folder.
+    """
+    from tfkd.profile import read_file
+
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{suffix} bytes>", bytes(value)
+    if isinstance(value, (str, os.PathLike)):
+        path = os.fspath(value)
+        return path, read_file(path)
+    raise TypeError(
+        f"`{name}` must be a path to {article} {suffix} file or its bytes. Received: "
+        f"{name}={value!r} (of type {type(value).__name__})."
     )
 
 
@@ -186,6 +206,14 @@ class ExportedModel:
         x = np.random.default_rng(0).random((batch, *self.input_shape), dtype=np.float32)
         run = self._prepared_call(x)
         return measure_latency(run, batch, warmup, runs, self.threads)
+
+    def _check_one_input(self, count):
+        if count != 1:
+            raise ValueError(
+                f"{type(self).__name__} runs files with one input. Received: {self.source} with "
+                f"{count} inputs. Export a model with a single input, or run the file with its "
+                "runtime directly."
+            )
 
     def _prepared_call(self, x):
         return lambda: self._run(x)

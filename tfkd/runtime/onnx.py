@@ -1,11 +1,9 @@
 """`ONNXModel`: runs an `.onnx` file on onnxruntime's CPU provider."""
 
-import os
-
 import numpy as np
 
 from tfkd._validation import check_int
-from tfkd.runtime.base import ExportedModel
+from tfkd.runtime.base import ExportedModel, read_model_file
 
 
 class ONNXModel(ExportedModel):
@@ -27,26 +25,11 @@ class ONNXModel(ExportedModel):
     """
 
     def __init__(self, path, threads=1):
-        from tfkd.profile import read_file
-
         self.threads = check_int("threads", threads, minimum=1)
-        if isinstance(path, (bytes, bytearray, memoryview)):
-            self.source, self.data = "<.onnx bytes>", bytes(path)
-        elif isinstance(path, (str, os.PathLike)):
-            self.source = os.fspath(path)
-            self.data = read_file(self.source)
-        else:
-            raise TypeError(
-                "`path` must be a path to an .onnx file or its bytes. Received: "
-                f"path={path!r} (of type {type(path).__name__})."
-            )
+        self.source, self.data = read_model_file("path", path, ".onnx", article="an")
         self._session = self._load(self.data)
         inputs = self._session.get_inputs()
-        if len(inputs) != 1:
-            raise ValueError(
-                f"ONNXModel runs files with one input. Received: {self.source} with "
-                f"{len(inputs)} inputs."
-            )
+        self._check_one_input(len(inputs))
         self._input = inputs[0]
         self.input_shape = tuple(d if isinstance(d, int) else None for d in inputs[0].shape[1:])
         self._dtype = np.dtype(_NUMPY_TYPES.get(inputs[0].type, "float32"))

@@ -1,11 +1,9 @@
 """`TFLiteModel`: runs a `.tflite` file on the LiteRT interpreter (`ai-edge-litert`)."""
 
-import os
-
 import numpy as np
 
 from tfkd._validation import check_int
-from tfkd.runtime.base import ExportedModel
+from tfkd.runtime.base import ExportedModel, read_model_file
 
 
 class TFLiteModel(ExportedModel):
@@ -35,28 +33,15 @@ class TFLiteModel(ExportedModel):
     """
 
     def __init__(self, path_or_bytes, threads=1):
-        from tfkd.profile import parse_tflite, read_file
+        from tfkd.profile import parse_tflite
 
         self.threads = check_int("threads", threads, minimum=1)
-        if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
-            self.source, self.data = "<.tflite bytes>", bytes(path_or_bytes)
-        elif isinstance(path_or_bytes, (str, os.PathLike)):
-            self.source = os.fspath(path_or_bytes)
-            self.data = read_file(self.source)
-        else:
-            raise TypeError(
-                "`path_or_bytes` must be a path to a .tflite file or its bytes. Received: "
-                f"path_or_bytes={path_or_bytes!r} (of type {type(path_or_bytes).__name__})."
-            )
+        self.source, self.data = read_model_file("path_or_bytes", path_or_bytes, ".tflite")
         parse_tflite(self.data, self.source)  # a structural check before the interpreter
         self._interpreter = self._load()
         self._inputs = self._interpreter.get_input_details()
         self._outputs = self._interpreter.get_output_details()
-        if len(self._inputs) != 1:
-            raise ValueError(
-                f"TFLiteModel runs files with one input. Received: {self.source} with "
-                f"{len(self._inputs)} inputs."
-            )
+        self._check_one_input(len(self._inputs))
         signature = self._inputs[0].get("shape_signature", self._inputs[0]["shape"])
         self.input_shape = tuple(int(d) for d in signature[1:])
         self._fixed_batch = int(signature[0]) if signature[0] > 0 else None

@@ -173,6 +173,22 @@ class CachedTeacher:
         zipped = tf.data.Dataset.zip((dataset, outputs))
         return zipped.map(lambda e, t: (e[0], e[1], t) + tuple(e[2:]))
 
+    def check_element_spec(self, spec):
+        """Raises unless `spec`, the third element of a batched dataset, holds these outputs."""
+        expected = tf.nest.map_structure(lambda a: tuple(a.shape[1:]), self._stored())
+        try:
+            received = tf.nest.map_structure(lambda s: tuple(s.shape[1:]), spec)
+            tf.nest.assert_same_structure(expected, received)
+            matches = received == expected
+        except (TypeError, ValueError, AttributeError):
+            matches = False
+        if not matches:
+            raise ValueError(
+                "The third element of each batch must be this cache's teacher outputs, of shape "
+                f"{expected} per sample. Received: element_spec[2]={spec!r}. Train on batches of "
+                "`cached.dataset(x, y)` or `cached.attach(dataset)` (sample weights go fourth)."
+            )
+
     def _check_data(self, count, fingerprint, dataset=False):
         what = "`dataset`" if dataset else "`x`"
         if count != self.num_samples:
