@@ -4,22 +4,16 @@ import json
 
 import pytest
 
-import tfkd
 from tfkd.cli import main
-from tfkd.demo import TEACHER_EPOCHS, run_demo
+from tfkd.demo import run_demo, train_demo_teacher
 
 SEEDS = (0, 1, 2)
 
 
 @pytest.fixture(scope="module")
-def demo_teacher(digits):
-    """The demo's teacher for seed 0 (40 epochs, ~98.9%), trained once for the three seeds."""
-    (x_train, y_train), _ = digits
-    tfkd.keras.utils.set_random_seed(0)
-    teacher = tfkd.models.build_teacher()
-    teacher.compile(optimizer=tfkd.keras.optimizers.Adam(2e-3),
-                    loss=tfkd.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    teacher.fit(x_train, y_train, epochs=TEACHER_EPOCHS, batch_size=32, verbose=0)
+def demo_teacher():
+    """The demo's teacher for seed 0 (40 epochs, 99.0%), trained once for the three seeds."""
+    teacher, _ = train_demo_teacher(seed=0, verbose=0)
     return teacher
 
 
@@ -39,7 +33,7 @@ def test_distillation_claims_hold_over_three_seeds(demo_teacher):
         assert accuracy["distilled-10pct"] >= accuracy["student-10pct"], seed
     errors_alone = sum(1 - r["student-10pct"] for r in results.values())
     errors_distilled = sum(1 - r["distilled-10pct"] for r in results.values())
-    assert errors_distilled <= 0.92 * errors_alone  # measured: 0.89x (250 vs 281 of 2,697)
+    assert errors_distilled <= 0.9 * errors_alone  # measured: 0.81x (227 vs 280 of 2,697)
 
 
 def test_quick_demo_writes_the_report(tmp_path, capsys):

@@ -83,6 +83,9 @@ def test_saved_model_loads_back_with_the_same_outputs(tmp_path):
         trained_cnn().predict(x_test[:4], verbose=0), atol=1e-5,
     )
     assert sorted(os.listdir(tmp_path)) == ["saved"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0o700
 
 
 class _Unsaveable(keras.layers.Layer):

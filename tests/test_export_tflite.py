@@ -154,3 +154,11 @@ def test_failed_conversion_leaves_no_file_and_keeps_the_old_one(tmp_path):
         tfkd.export.to_tflite(trained_cnn(), path, "int8", representative_data=failing_samples)
     assert path.read_bytes() == b"previous"
     assert os.listdir(tmp_path) == ["model.tflite"]
+
+
+def test_written_file_has_the_usual_permissions(tmp_path):
+    umask = os.umask(0)
+    os.umask(umask)
+    path = tmp_path / "model.tflite"
+    tfkd.export.to_tflite(build_cnn(), path)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0o600

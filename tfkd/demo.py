@@ -66,7 +66,7 @@ def run_demo(out_dir="tfkd-demo", *, epochs=None, seed=0, quick=False, label_fra
         The `tfkd.Report`.
     """
     from tfkd.data import load_digits, subsample_per_class
-    from tfkd.models import build_student, build_teacher
+    from tfkd.models import build_student
     from tfkd.report import Report
 
     if epochs is None:
@@ -88,9 +88,7 @@ def run_demo(out_dir="tfkd-demo", *, epochs=None, seed=0, quick=False, label_fra
     teacher_epochs = QUICK_EPOCHS if quick else TEACHER_EPOCHS
     seconds = None
     if teacher is None:
-        keras.utils.set_random_seed(seed)
-        teacher = build_teacher()
-        seconds = _train_teacher(teacher, x_train, y_train, teacher_epochs, verbose)
+        teacher, seconds = train_demo_teacher(seed, teacher_epochs, verbose)
     add("teacher", teacher, seconds, len(y_train))
 
     x_few, y_few = subsample_per_class(x_train, y_train, label_fraction, seed=seed)
@@ -156,13 +154,24 @@ def _train(student, teacher, train, config, verbose, what):
                   what=f"{what} (from the teacher)")
 
 
-def _train_teacher(teacher, x, y, epochs, verbose):
+def train_demo_teacher(seed=0, epochs=TEACHER_EPOCHS, verbose=1):
+    """The demo's teacher: `tfkd.models.build_teacher()` trained on the digits' training half.
+
+    Returns:
+        `(teacher, seconds spent training)`.
+    """
+    from tfkd.data import load_digits
+    from tfkd.models import build_teacher
+
+    (x_train, y_train), _ = load_digits()
+    keras.utils.set_random_seed(seed)
+    teacher = build_teacher()
     teacher.compile(
         optimizer=keras.optimizers.Adam(2e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    return timed_fit(teacher, x, y, epochs, 32, verbose, "teacher")
+    return teacher, timed_fit(teacher, x_train, y_train, epochs, 32, verbose, "teacher", seed=seed)
 
 
 def _write(report, out_dir):

@@ -219,7 +219,14 @@ class Report:
         return report
 
     def to_markdown(self, path=None):
-        """The stages as a Markdown table (written atomically to `path` if given)."""
+        """The stages as a Markdown table (written atomically to `path` if given).
+
+        Args:
+            path: File to write, or `None` to only return the text. Defaults to `None`.
+
+        Returns:
+            The Markdown text.
+        """
         text = _markdown_table(self.title, self.stages, self._reference_stage())
         if path is not None:
             write_text(path, text)
@@ -234,6 +241,9 @@ class Report:
     def plot(self, path):
         """Draws accuracy against gzip size (one labelled point per stage, log x) beside bars of
         gzip size and latency, and writes it as a PNG atomically.
+
+        Args:
+            path: The PNG file to write.
 
         Returns:
             `path`.

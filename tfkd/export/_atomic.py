@@ -12,6 +12,13 @@ def _parent(path):
     return parent
 
 
+def _default_mode(mode):
+    """`mode` less the process umask: what `open`/`mkdir` would give (mkstemp gives 0o600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
+
+
 def write_bytes(path, data):
     """Writes `data` to `path` through a temporary file in the same folder and `os.replace`."""
     path = os.fspath(path)
@@ -35,6 +42,7 @@ def atomic_file(path):
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, _default_mode(0o666))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -51,6 +59,7 @@ def atomic_dir(path):
     old = None
     try:
         yield tmp
+        os.chmod(tmp, _default_mode(0o777))
         if os.path.exists(path):
             old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".old", dir=parent)
             os.rmdir(old)

@@ -1,12 +1,12 @@
 """Sensitivity analysis: how much accuracy each layer loses when pruned alone, one-shot."""
 
 import os
-import tempfile
 
 import numpy as np
 
 from tfkd._keras import keras
 from tfkd._validation import check_non_negative
+from tfkd.export._atomic import atomic_file
 from tfkd.optimize._common import (
     accuracy,
     check_graph_model,
@@ -78,16 +78,9 @@ class SensitivityResult:
         axes.set_title("Pruning sensitivity per layer (one-shot)")
         axes.legend(fontsize="small")
         figure.tight_layout()
-        folder = os.path.dirname(os.path.abspath(path))
-        handle, temporary = tempfile.mkstemp(suffix=".png", dir=folder)
         try:
-            with os.fdopen(handle, "wb") as file:
-                figure.savefig(file, format="png", dpi=100)
-            os.replace(temporary, path)
-        except BaseException:
-            if os.path.exists(temporary):
-                os.remove(temporary)
-            raise
+            with atomic_file(path) as temporary:
+                figure.savefig(temporary, format="png", dpi=100)
         finally:
             plt.close(figure)
         return path
