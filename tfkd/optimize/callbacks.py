@@ -5,6 +5,8 @@
 plus `PruningEndStep`, which derives the end step of schedules made with `end_step=None`.
 """
 
+import sys
+
 from absl import logging
 
 from tfkd._keras import keras
@@ -75,6 +77,9 @@ def _has_pruning(model):
 
 
 def _pruning_wrappers(model):
+    # No model can hold TF-MOT wrappers before TF-MOT is imported: skip its ~3 s import then.
+    if "tensorflow_model_optimization" not in sys.modules:
+        return []
     from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
 
     return pruning_wrapper.collect_prunable_layers(model) if isinstance(model, keras.Model) else []
