@@ -62,7 +62,7 @@ class LayerScale(keras.layers.Layer):
         self.gamma = self.add_weight(
             name="gamma", shape=(dim,), initializer=keras.initializers.Constant(self.init_values)
         )
-        super().build(input_shape)
+        self.built = True
 
     def call(self, x):
         return x * self.gamma
