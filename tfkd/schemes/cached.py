@@ -9,6 +9,7 @@ values: an epoch then costs about what the student's plain `fit` costs.
 import hashlib
 import os
 import tempfile
+import weakref
 
 import numpy as np
 
@@ -273,6 +274,23 @@ class CachedTeacher:
         )
 
 
+# One traced function per (teacher, top_k), so caching the same teacher again does not retrace.
+_TEACHER_FUNCTIONS = weakref.WeakKeyDictionary()
+
+
+def _teacher_function(teacher, top_k):
+    functions = _TEACHER_FUNCTIONS.setdefault(teacher, {})
+    if top_k not in functions:
+        teacher_ref = weakref.ref(teacher)  # a strong reference here would keep the key alive
+
+        @tf.function(reduce_retracing=True, autograph=False)  # no tensor-dependent Python flow
+        def run(batch):
+            return _compress(teacher_ref()(batch, training=False), top_k)
+
+        functions[top_k] = run
+    return functions[top_k]
+
+
 def cache_teacher_outputs(teacher, data, top_k=None, batch_size=256, verbose=1):
     """Runs `teacher` once over `data` and returns its outputs as a `tfkd.CachedTeacher`.
 
@@ -316,10 +334,7 @@ def cache_teacher_outputs(teacher, data, top_k=None, batch_size=256, verbose=1):
     batch_size = check_int("batch_size", batch_size, minimum=1)
     batches = _input_batches(data, batch_size)
 
-    @tf.function(reduce_retracing=True, autograph=False)  # no tensor-dependent Python flow
-    def run(batch):
-        return _compress(teacher(batch, training=False), top_k)
-
+    run = _teacher_function(teacher, top_k)
     progbar = keras.utils.Progbar(batches.cardinality_hint, verbose=verbose, unit_name="batch")
     hashers, chunks, num_classes = None, [], None
     for i, batch in enumerate(batches):
