@@ -108,3 +108,19 @@ def test_quantize_asks_to_strip_pruning_first(make_student):
 def test_quantize_refuses_a_qat_model(make_student):
     with pytest.raises(ValueError, match="already quantization-aware"):
         tfkd.quantize(tfkd.quantize(make_student()))
+
+
+def test_quantize_folds_batch_norm_after_a_convolution():
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, name="conv")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.ReLU(name="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="logits")(x))
+    qat = tfkd.quantize(model)
+    wrapped = {layer.name for layer in qat.layers if "Quantize" in type(layer).__name__}
+    assert {"quant_conv", "quant_bn", "quant_logits"} <= wrapped
+    x = np.random.default_rng(0).random((16, 8, 8, 1), dtype=np.float32)
+    qat.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = qat.fit(x, np.arange(16) % 3, epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()

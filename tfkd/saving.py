@@ -43,6 +43,7 @@ def load_scope():
     import tensorflow_model_optimization as tfmot
 
     import tfkd.losses  # noqa: F401 (registers tfkd's serializable objects)
+    import tfkd._compat_quantize  # noqa: F401 (registers quantize configs of converted layers)
     from tfkd.optimize._common import (
         cluster_wrapper_class,
         prune_wrapper_class,

@@ -86,7 +86,7 @@ def to_tflite(model, path=None, quantization="float32", representative_data=None
             samples = _representative_samples(representative_data, model)
     data = _convert(model, quantization, samples, is_qat)
     if quantization == "int8":
-        _check_integer_only(data)
+        _check_integer_only(data, calibrated=samples is not None)
     if path is not None:
         write_bytes(path, data)
     return data
@@ -172,16 +172,22 @@ def _fits(shape, expected):
     return all(e is None or s == e for s, e in zip(shape, expected, strict=True))
 
 
-def _check_integer_only(data):
+def _check_integer_only(data, calibrated=False):
     from tfkd.profile import profile
 
     report = profile(data)
     if not report.all_integer:
         floats = sorted(op for op, dtypes in report.op_dtypes.items() if "float32" in dtypes)
+        fix = (
+            "The converter left these ops in float: quantize those layers with "
+            "`tfkd.quantize(model, layers=...)` or export with quantization='dynamic'."
+            if calibrated
+            else "Pass `representative_data` to calibrate the rest "
+            "(e.g. `representative_data=x_train[:300]`)."
+        )
         raise ValueError(
             'quantization="int8" must give a file whose every op is integer, but these ops still '
             f"compute in float: {', '.join(floats) or 'inputs/outputs'}. Received a model whose "
-            "quantization-aware layers do not cover every op. Pass `representative_data` to "
-            "calibrate the rest (e.g. `representative_data=x_train[:300]`)."
+            f"quantization-aware layers do not cover every op. {fix}"
         )
 

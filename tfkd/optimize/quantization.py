@@ -30,8 +30,9 @@ def quantize(model, preserve=None, layers=None):
     Args:
         model: A Sequential or Functional `tfkd.keras.Model` without pruning or clustering wrappers.
         preserve: `None`, `"sparsity"` or `"clusters"`. Defaults to `None`.
-        layers: Layer names and/or layer classes to quantize, or `None` for the whole model.
-            Defaults to `None`.
+        layers: Layer names and/or layer classes to quantize, or `None` for every layer (operator
+            nodes such as `x + 3.0` in converted Keras 3 graphs stay float in the QAT model and
+            are calibrated by the int8 export). Defaults to `None`.
 
     Returns:
         A new `tfkd.keras.Model` holding TF-MOT `QuantizeWrapperV2` layers.
@@ -51,13 +52,18 @@ def quantize(model, preserve=None, layers=None):
     api = tfmot().quantization.keras
     scheme = _scheme(preserve)
     candidates = [layer for layer in model.layers if not _is_input(layer)]
+    if layers is None:
+        # Operator nodes (`x + 3.0` in converted Keras 3 graphs) hold no weights and TF-MOT has no
+        # config for them; left unannotated, the int8 converter calibrates them from data.
+        candidates = [layer for layer in candidates if not _is_operator_node(layer)]
     names = set(select_layers("layers", layers, candidates))
     _check_supported(model, names, scheme)
 
     def annotate(layer):
-        if layer.name in names:
-            return api.quantize_annotate_layer(layer)
-        return layer
+        if layer.name not in names:
+            return layer
+        # tfkd's config first: TF-MOT "supports" Activation layers but not e.g. hard_silu.
+        return api.quantize_annotate_layer(layer, quantize_config=quantize_config_for(layer))
 
     from tfkd._keras import keras
 
@@ -106,6 +112,23 @@ def _scheme(preserve):
     return api.default_8bit.Default8BitQuantizeScheme()
 
 
+def _is_operator_node(layer):
+    return type(layer).__name__ in ("TFOpLambda", "SlicingOpLambda")
+
+
+def _is_batch_norm(layer):
+    from tfkd._keras import keras
+
+    return isinstance(layer, keras.layers.BatchNormalization)
+
+
+def quantize_config_for(layer):
+    """tfkd's quantize config for a layer of a converted Keras 3 model TF-MOT lacks, else None."""
+    from tfkd._compat_quantize import quantize_config_for as config_for  # imports TF-MOT
+
+    return config_for(layer)
+
+
 def _is_input(layer):
     from tfkd._keras import keras
 
@@ -139,11 +162,19 @@ def _check_no_training_wrappers(model):
 
 
 def _check_supported(model, names, scheme):
+    """Names the selected layers neither TF-MOT nor tfkd's configs for converted layers quantize.
+
+    BatchNormalization passes: TF-MOT folds it into the convolution before it (a batch norm with
+    nothing to fold into still fails in `quantize_apply`, with the same message).
+    """
     registry = scheme.get_quantize_registry()
     unsupported = [
         f"{layer.name} ({type(layer).__name__})"
         for layer in model.layers
-        if layer.name in names and not registry.supports(layer)
+        if layer.name in names
+        and not registry.supports(layer)
+        and quantize_config_for(layer) is None
+        and not _is_batch_norm(layer)
     ]
     if unsupported:
         raise ValueError(_unsupported_message(model, ", ".join(unsupported)))
