@@ -8,7 +8,7 @@ version = re.search(r'__version__ = "(.+)"', Path("tfkd/__init__.py").read_text(
 setup(
     name="tfkd",
     version=version,
-    description="Knowledge distillation, pruning and quantization for Keras models, down to INT8 .tflite",
+    description="Knowledge distillation, pruning and quantization for Keras, down to INT8 .tflite",
     long_description=Path("README.md").read_text(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
@@ -21,7 +21,12 @@ setup(
         "numpy>=1.26",
     ],
     extras_require={
-        "export": ["tf2onnx>=1.16", "onnxruntime>=1.17", "ai-edge-litert>=1.2", "ai-edge-quantizer>=0.1"],
+        "export": [
+            "tf2onnx>=1.16",
+            "onnxruntime>=1.17",
+            "ai-edge-litert>=1.2",
+            "ai-edge-quantizer>=0.1",
+        ],
         "plot": ["matplotlib>=3.7"],
         "dev": ["pytest>=8", "pytest-xdist>=3", "ruff>=0.5"],
     },

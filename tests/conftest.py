@@ -1,5 +1,5 @@
-"""Shared tiny models and seeded data. Models are built fresh per test (they are cheap); data and the
-one trained teacher are shared per session."""
+"""Shared tiny models and seeded data. Models are built fresh per test (they are cheap); data and
+the one trained teacher are shared per session."""
 
 import numpy as np
 import pytest

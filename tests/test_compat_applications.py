@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 import tfkd
-from tfkd import keras
 
 keras3 = importlib.import_module("keras")
 

@@ -3,18 +3,16 @@
 `tfkd.keras` is the Keras tfkd uses (tf_keras, Keras 2), which TF-MOT requires.
 """
 
+# isort: off
 from tfkd._keras import keras as keras  # first: chooses Keras before anything else loads it
 
-from tfkd import data as data  # noqa: I001
+# isort: on
+from tfkd import data as data
+from tfkd import export as export
 from tfkd import losses as losses
 from tfkd import models as models
 from tfkd.compat import from_keras3 as from_keras3
 from tfkd.distiller import Distiller as Distiller
-from tfkd import export as export
-from tfkd.profile import profile as profile
-from tfkd.report import Report as Report
-from tfkd.runtime import ONNXModel as ONNXModel
-from tfkd.runtime import TFLiteModel as TFLiteModel
 from tfkd.optimize.callbacks import callbacks as callbacks
 from tfkd.optimize.clustering import cluster as cluster
 from tfkd.optimize.iterative import PruningRounds as PruningRounds
@@ -26,28 +24,39 @@ from tfkd.optimize.pruning import strip as strip
 from tfkd.optimize.quantization import quantize as quantize
 from tfkd.optimize.sensitivity import SensitivityResult as SensitivityResult
 from tfkd.optimize.sensitivity import sensitivity as sensitivity
-from tfkd.saving import load_model as load_model
-from tfkd.schemes.ensemble import Ensemble as Ensemble
-from tfkd.schemes.cached import CachedTeacher as CachedTeacher
-from tfkd.schemes.cached import cache_teacher_outputs as cache_teacher_outputs
-from tfkd.schemes.ema import EMATeacher as EMATeacher
-from tfkd.schemes.born_again import BornAgainResult as BornAgainResult
-from tfkd.schemes.born_again import born_again as born_again
-from tfkd.schemes.deep_supervision import DeepSupervision as DeepSupervision
-from tfkd.schemes.mutual import MutualDistiller as MutualDistiller
-from tfkd.pipeline import compress as compress
 from tfkd.pipeline import DistillConfig as DistillConfig
 from tfkd.pipeline import ExportConfig as ExportConfig
 from tfkd.pipeline import PruneConfig as PruneConfig
 from tfkd.pipeline import QuantizeConfig as QuantizeConfig
+from tfkd.pipeline import compress as compress
+from tfkd.profile import profile as profile
+from tfkd.report import Report as Report
+from tfkd.runtime import ONNXModel as ONNXModel
+from tfkd.runtime import TFLiteModel as TFLiteModel
+from tfkd.saving import load_model as load_model
+from tfkd.schemes.born_again import BornAgainResult as BornAgainResult
+from tfkd.schemes.born_again import born_again as born_again
+from tfkd.schemes.cached import CachedTeacher as CachedTeacher
+from tfkd.schemes.cached import cache_teacher_outputs as cache_teacher_outputs
+from tfkd.schemes.deep_supervision import DeepSupervision as DeepSupervision
+from tfkd.schemes.ema import EMATeacher as EMATeacher
+from tfkd.schemes.ensemble import Ensemble as Ensemble
+from tfkd.schemes.mutual import MutualDistiller as MutualDistiller
 
 __version__ = "0.1.0"
 
-__all__ = ["keras", "data", "losses", "models", "Distiller", "Ensemble", "__version__"]
-__all__ += ["prune", "strip", "sparsity", "SparsityReport", "quantize", "callbacks", "cluster"]
-__all__ += ["iterative_prune", "PruningRounds", "sensitivity", "SensitivityResult", "load_model"]
-__all__ += ["CachedTeacher", "cache_teacher_outputs", "EMATeacher"]
-__all__ += ["MutualDistiller", "born_again", "BornAgainResult", "DeepSupervision"]
-__all__ += ["from_keras3"]
-__all__ += ["export", "profile", "Report", "TFLiteModel", "ONNXModel"]
-__all__ += ["compress", "DistillConfig", "PruneConfig", "QuantizeConfig", "ExportConfig"]
+__all__ = [
+    "__version__",
+    "keras",
+    # distillation
+    "Distiller", "losses", "Ensemble", "CachedTeacher", "cache_teacher_outputs", "EMATeacher",
+    "MutualDistiller", "born_again", "BornAgainResult", "DeepSupervision",
+    # compression
+    "prune", "strip", "sparsity", "SparsityReport", "iterative_prune", "PruningRounds",
+    "sensitivity", "SensitivityResult", "quantize", "cluster", "callbacks", "load_model",
+    "from_keras3",
+    # export and measurement
+    "export", "TFLiteModel", "ONNXModel", "profile", "Report",
+    # the whole path, data and reference models
+    "compress", "DistillConfig", "PruneConfig", "QuantizeConfig", "ExportConfig", "data", "models",
+]

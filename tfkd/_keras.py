@@ -9,9 +9,6 @@ imports `tf_keras` directly, so the choice holds even when the user imported Ten
 import os
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
-# TensorFlow's start-up INFO lines (oneDNN, CUDA) are noise on CPU; warnings still show. Override by
-# setting the variable yourself.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402

@@ -1,4 +1,4 @@
-"""`Distiller`: a Keras model that trains a student to mimic a frozen teacher, in either Keras idiom."""
+"""`Distiller`: a Keras model training a student to mimic a frozen teacher, in either idiom."""
 
 import copy
 
@@ -19,7 +19,8 @@ class Distiller(keras.Model):
       distillation_loss_fn, alpha, temperature)`; the loss is `alpha * student_loss + (1 - alpha) *
       distillation_loss_fn(softmax(t / T), softmax(s / T)) * T**2`.
     - Keras 3 `keras.distillation`'s: `Distiller(teacher=, student=, distillation_losses=,
-      distillation_loss_weights=, student_loss_weight=)` then `compile(optimizer, loss, metrics)`; the
+      distillation_loss_weights=, student_loss_weight=)` then `compile(optimizer, loss, metrics)`;
+      the
       loss is `student_loss_weight * student_loss + (1 - student_loss_weight) * sum(w_i * loss_i)`.
 
     The teacher is frozen, called with `training=False` and run outside the gradient tape: only the
@@ -148,8 +149,9 @@ class Distiller(keras.Model):
         ):
             if value is None:
                 raise ValueError(
-                    f"keras.io's idiom needs `{arg}`. Received: {arg}=None. Pass a Keras loss, e.g. "
-                    "`student_loss_fn=keras.losses.SparseCategoricalCrossentropy(from_logits=True)` "
+                    f"keras.io's idiom needs `{arg}`. Received: {arg}=None. Pass a Keras loss, "
+                    "e.g. `student_loss_fn="
+                    "keras.losses.SparseCategoricalCrossentropy(from_logits=True)` "
                     "and `distillation_loss_fn=keras.losses.KLDivergence()`."
                 )
         alpha = 0.1 if alpha is None else alpha
@@ -169,7 +171,8 @@ class Distiller(keras.Model):
         if loss is None and self.student_loss_weight > 0:
             raise ValueError(
                 "`compile` needs the student's loss on the labels. Received: loss=None. Pass "
-                "`loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)` (Keras 3 idiom), "
+                "`loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)` "
+                "(Keras 3 idiom), "
                 "or keras.io's `student_loss_fn=` and `distillation_loss_fn=`; or set "
                 "`student_loss_weight=0` to train on the teacher alone."
             )
@@ -200,7 +203,9 @@ class Distiller(keras.Model):
                     _pick(student_shapes, self._student_keys, loss, side=1),
                 )
         # Adapters owned by losses train with the student; a tracked list makes them checkpointed.
-        self.adapters = [layer for loss in self.distillation_losses for layer in loss.trainable_layers]
+        self.adapters = [
+            layer for loss in self.distillation_losses for layer in loss.trainable_layers
+        ]
 
     # ------------------------------------------------------------------------------ the steps
 
@@ -248,11 +253,12 @@ class Distiller(keras.Model):
         if cached is not None:
             return {_OUTPUTS: tf.stop_gradient(self.teacher.decode(cached))}
         values = self._teacher_reader(x, training=False)
-        return {key: tf.stop_gradient(v) for key, v in zip(self._teacher_keys, _as_list(values))}
+        pairs = zip(self._teacher_keys, _as_list(values), strict=False)
+        return {key: tf.stop_gradient(v) for key, v in pairs}
 
     def _read_student(self, x, training):
         values = self._student_reader(x, training=training)
-        return dict(zip(self._student_keys, _as_list(values)))
+        return dict(zip(self._student_keys, _as_list(values), strict=False))
 
     def _compute_losses(self, y, teacher_values, student_values, sample_weight):
         """Per-sample losses (weighted by `sample_weight`), reduced over the global batch later."""
@@ -262,7 +268,8 @@ class Distiller(keras.Model):
         if self.student_loss_fn is not None:
             student_loss = _broadcast(reduce_to_per_sample(self.student_loss_fn(y, y_pred)), batch)
         distill_loss = tf.zeros([batch], y_pred.dtype)
-        for loss, weight in zip(self.distillation_losses, self.distillation_loss_weights):
+        weights = self.distillation_loss_weights
+        for loss, weight in zip(self.distillation_losses, weights, strict=True):
             if teacher_values is None:
                 break
             value = loss.compute(
@@ -365,7 +372,8 @@ def _check_losses(losses):
             raise TypeError(
                 "Every item of `distillation_losses` must be a `tfkd.losses.DistillationLoss`. "
                 f"Received: {loss!r} (of type {type(loss).__name__}). For a plain Keras loss use "
-                "keras.io's idiom: `compile(..., distillation_loss_fn=keras.losses.KLDivergence())`."
+                "keras.io's idiom: "
+                "`compile(..., distillation_loss_fn=keras.losses.KLDivergence())`."
             )
     return list(losses)
 
@@ -380,7 +388,8 @@ def _check_loss_weights(weights, losses):
         )
     if len(weights) != len(losses):
         raise ValueError(
-            f"`distillation_loss_weights` must have one weight per distillation loss ({len(losses)}). "
+            "`distillation_loss_weights` must have one weight per distillation loss "
+            f"({len(losses)}). "
             f"Received: distillation_loss_weights={list(weights)!r} (length {len(weights)}). "
             "Pass as many weights as losses, or None for equal weights."
         )
@@ -465,7 +474,8 @@ def _build_reader(role, model, keys):
     model = getattr(model, "_feature_model", model)  # e.g. an EMATeacher's averaged model
     if not _is_graph_model(model):
         raise ValueError(
-            f"Reading layers {keys[1:]} of the {role} needs a Functional or Sequential model, whose "
+            f"Reading layers {keys[1:]} of the {role} needs a Functional or Sequential model, "
+            "whose "
             f"layers can be tapped. Received: {role}={type(model).__name__}(name={model.name!r}). "
             "Rebuild it with the Functional API (`keras.Model(inputs, outputs)`) or as a "
             "`keras.Sequential`, or use losses that read only the outputs."
@@ -507,7 +517,8 @@ def _check_output_shapes(teacher, student, losses):
             "The teacher's and the student's outputs must have the same shape for a loss that "
             f"compares them. Received: teacher output shape={tuple(teacher_shape)}, "
             f"student output shape={tuple(student_shape)}. Give the student the teacher's number "
-            "of classes (last dimension), or read other layers with `teacher_layer=`/`student_layer=`."
+            "of classes (last dimension), or read other layers with "
+            "`teacher_layer=`/`student_layer=`."
         )
 
 

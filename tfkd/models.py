@@ -1,5 +1,5 @@
-"""Small reference teachers and students: a CNN teacher for the bundled digits, a student with at most
-1/20 of its parameters, and the keras.io example's pair for benchmarks. All output logits."""
+"""Small reference teachers and students: a CNN teacher for the bundled digits, a student with at
+most 1/20 of its parameters, and the keras.io example's pair for benchmarks. All output logits."""
 
 from tfkd._keras import keras
 from tfkd._validation import check_int
@@ -54,7 +54,7 @@ def build_student(input_shape=(8, 8, 1), num_classes=10, hidden_units=64, name="
 
 
 def build_keras_io_teacher(input_shape=(28, 28, 1), num_classes=10, name="teacher"):
-    """The keras.io Knowledge Distillation example's teacher: strided convolutions of 256 and 512."""
+    """The keras.io Knowledge Distillation example's teacher: strided convolutions, 256 and 512."""
     return keras.Sequential(
         [
             keras.Input(input_shape),
