@@ -30,9 +30,9 @@ def quantize(model, preserve=None, layers=None):
     Args:
         model: A Sequential or Functional `tfkd.keras.Model` without pruning or clustering wrappers.
         preserve: `None`, `"sparsity"` or `"clusters"`. Defaults to `None`.
-        layers: Layer names and/or layer classes to quantize, or `None` for every layer (operator
-            nodes such as `x + 3.0` in converted Keras 3 graphs stay float in the QAT model and
-            are calibrated by the int8 export). Defaults to `None`.
+        layers: Layer names and/or layer classes to quantize, or `None` for every layer (input
+            `Normalization` and operator nodes such as `x + 3.0` in converted Keras 3 graphs stay
+            float in the QAT model and are calibrated by the int8 export). Defaults to `None`.
 
     Returns:
         A new `tfkd.keras.Model` holding TF-MOT `QuantizeWrapperV2` layers.
@@ -53,9 +53,9 @@ def quantize(model, preserve=None, layers=None):
     scheme = _scheme(preserve)
     candidates = [layer for layer in model.layers if not _is_input(layer)]
     if layers is None:
-        # Operator nodes (`x + 3.0` in converted Keras 3 graphs) hold no weights and TF-MOT has no
-        # config for them; left unannotated, the int8 converter calibrates them from data.
-        candidates = [layer for layer in candidates if not _is_operator_node(layer)]
+        # Operator nodes (`x + 3.0` in converted Keras 3 graphs) and input Normalization hold no
+        # kernel and TF-MOT has no config for them; left float, the int8 export calibrates them.
+        candidates = [layer for layer in candidates if not _stays_float(layer)]
     names = set(select_layers("layers", layers, candidates))
     _check_supported(model, names, scheme)
 
@@ -112,8 +112,8 @@ def _scheme(preserve):
     return api.default_8bit.Default8BitQuantizeScheme()
 
 
-def _is_operator_node(layer):
-    return type(layer).__name__ in ("TFOpLambda", "SlicingOpLambda")
+def _stays_float(layer):
+    return type(layer).__name__ in ("TFOpLambda", "SlicingOpLambda", "Normalization")
 
 
 def _is_batch_norm(layer):

@@ -80,3 +80,13 @@ def regularization(models):
 
 def mean_tracker(name):
     return keras.metrics.Mean(name=name)
+
+
+def with_models_deserialized(config, custom_objects=None):
+    """A copy of a scheme's config whose `"models"` are Keras models again (for `from_config`)."""
+    config = dict(config)
+    config["models"] = [
+        keras.utils.deserialize_keras_object(m, custom_objects=custom_objects)
+        for m in config["models"]
+    ]
+    return config

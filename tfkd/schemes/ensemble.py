@@ -2,6 +2,7 @@
 
 from tfkd._keras import check_model, keras, tf
 from tfkd._validation import check_choice, check_non_negative
+from tfkd.schemes._common import with_models_deserialized
 
 _AVERAGES = ("probabilities", "logits")
 
@@ -77,12 +78,7 @@ class Ensemble(keras.Model):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        config["models"] = [
-            keras.utils.deserialize_keras_object(m, custom_objects=custom_objects)
-            for m in config["models"]
-        ]
-        return cls(**config)
+        return cls(**with_models_deserialized(config, custom_objects))
 
 
 def _check_members(models):

@@ -9,6 +9,7 @@ from tfkd.schemes._common import (
     regularization,
     soft_cross_entropy,
     weighted,
+    with_models_deserialized,
 )
 
 
@@ -153,12 +154,7 @@ class MutualDistiller(keras.Model):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        config["models"] = [
-            keras.utils.deserialize_keras_object(m, custom_objects=custom_objects)
-            for m in config["models"]
-        ]
-        return cls(**config)
+        return cls(**with_models_deserialized(config, custom_objects))
 
 
 def _check_models(models):
