@@ -45,13 +45,9 @@ def from_keras3(model):
             and its class), or a Sequential model is not built.
 
     Example:
-
-    ```python
-    import keras
-    k3 = keras.applications.MobileNetV3Small(input_shape=(64, 64, 3), weights=None,
-                                             classifier_activation=None)
-    student = tfkd.from_keras3(k3)    # a tf_keras model: prune, quantize, distill, export
-    ```
+    >>> k3 = keras.applications.MobileNetV3Small(input_shape=(64, 64, 3), weights=None,
+    ...                                          classifier_activation=None)  # Keras 3
+    >>> student = tfkd.from_keras3(k3)  # a tf_keras model: prune, quantize, distill, export
     """
     if not is_keras3_model(model):
         hint = (
