@@ -43,6 +43,14 @@ def build_tiny_student(num_classes=10, name="tiny_student"):
     return keras.Model(inputs, outputs, name=name)
 
 
+def build_compressible_net(name="net"):
+    """Conv, Dense and logits layers named conv, hidden, logits: what prune/cluster/QAT wrap."""
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inputs)
+    x = keras.layers.Dense(16, activation="relu", name="hidden")(keras.layers.Flatten()(x))
+    return keras.Model(inputs, keras.layers.Dense(10, name="logits")(x), name=name)
+
+
 @pytest.fixture
 def make_teacher():
     keras.utils.set_random_seed(1)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import build_compressible_net
 
 import tfkd
 from tfkd import keras
@@ -10,10 +11,7 @@ SCCE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
 def _model():
-    inputs = keras.Input((8, 8, 1))
-    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inputs)
-    x = keras.layers.Dense(16, activation="relu", name="hidden")(keras.layers.Flatten()(x))
-    return keras.Model(inputs, keras.layers.Dense(10, name="logits")(x), name="net")
+    return build_compressible_net("net")
 
 
 def _fit(model, data, epochs=1):

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow_model_optimization as tfmot
+from conftest import build_compressible_net
 
 import tfkd
 from tfkd import keras
@@ -11,10 +12,7 @@ SCCE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
 def _mlp():
-    inputs = keras.Input((8, 8, 1))
-    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inputs)
-    x = keras.layers.Dense(16, activation="relu", name="hidden")(keras.layers.Flatten()(x))
-    return keras.Model(inputs, keras.layers.Dense(10, name="logits")(x), name="student")
+    return build_compressible_net("student")
 
 
 def _trained(kind, data):

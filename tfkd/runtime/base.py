@@ -110,21 +110,21 @@ def accuracy_and_agreement(outputs, y=None, reference=None):
     result = {"accuracy": None, "agreement": None}
     if y is not None:
         labels = class_ids(y)
-        if len(labels) != len(predicted):
-            raise ValueError(
-                f"`y` must hold one label per sample. Received: y with {len(labels)} labels for "
-                f"{len(predicted)} samples."
-            )
+        _check_one_per_sample("y", "label", labels, predicted)
         result["accuracy"] = float(np.mean(predicted == labels))
     if reference is not None:
         expected = class_ids(reference)
-        if len(expected) != len(predicted):
-            raise ValueError(
-                f"`reference` must give one prediction per sample. Received: {len(expected)} "
-                f"predictions for {len(predicted)} samples."
-            )
+        _check_one_per_sample("reference", "prediction", expected, predicted)
         result["agreement"] = float(np.mean(predicted == expected))
     return result
+
+
+def _check_one_per_sample(name, what, values, predicted):
+    if len(values) != len(predicted):
+        raise ValueError(
+            f"`{name}` must give one {what} per sample. Received: {name} with {len(values)} "
+            f"{what}s for {len(predicted)} samples."
+        )
 
 
 class ExportedModel:

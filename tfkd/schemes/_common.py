@@ -90,3 +90,15 @@ def with_models_deserialized(config, custom_objects=None):
         for m in config["models"]
     ]
     return config
+
+
+def update_metrics(model, total, parts, groups, y, sample_weight):
+    """Updates `model.loss_tracker` with `total`, each `(tracker, loss)` of `parts` and each
+    `(metrics, outputs)` of `groups`; returns the logs of all of `model.metrics`."""
+    model.loss_tracker.update_state(total)
+    for tracker, loss in parts:
+        tracker.update_state(loss)
+    for metrics, outputs in groups:
+        for metric in metrics:
+            metric.update_state(y, outputs, sample_weight)
+    return {m.name: m.result() for m in model.metrics}

@@ -8,6 +8,7 @@ from tfkd.schemes._common import (
     per_sample,
     regularization,
     soft_cross_entropy,
+    update_metrics,
     weighted,
 )
 
@@ -143,13 +144,9 @@ class DeepSupervision(keras.Model):
         return total, tap_losses
 
     def _update_metrics(self, y, outputs, sample_weight, total, tap_losses):
-        self.loss_tracker.update_state(total)
-        for tracker, loss in zip(self.tap_loss_trackers, tap_losses, strict=True):
-            tracker.update_state(loss)
-        for group, logits in zip(self.output_metrics, outputs, strict=True):
-            for metric in group:
-                metric.update_state(y, logits, sample_weight)
-        return {m.name: m.result() for m in self.metrics}
+        parts = zip(self.tap_loss_trackers, tap_losses, strict=True)
+        groups = zip(self.output_metrics, outputs, strict=True)
+        return update_metrics(self, total, parts, groups, y, sample_weight)
 
     # ------------------------------------------------------------------------------ export
 

@@ -8,6 +8,7 @@ from tfkd.schemes._common import (
     per_sample,
     regularization,
     soft_cross_entropy,
+    update_metrics,
     weighted,
     with_models_deserialized,
 )
@@ -136,13 +137,9 @@ class MutualDistiller(keras.Model):
         return losses
 
     def _update_metrics(self, y, outputs, sample_weight, losses):
-        self.loss_tracker.update_state(tf.add_n(losses))
-        for tracker, loss in zip(self.model_loss_trackers, losses, strict=True):
-            tracker.update_state(loss)
-        for group, logits in zip(self.model_metrics, outputs, strict=True):
-            for metric in group:
-                metric.update_state(y, logits, sample_weight)
-        return {m.name: m.result() for m in self.metrics}
+        parts = zip(self.model_loss_trackers, losses, strict=True)
+        groups = zip(self.model_metrics, outputs, strict=True)
+        return update_metrics(self, tf.add_n(losses), parts, groups, y, sample_weight)
 
     def get_config(self):
         return {
