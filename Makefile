@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-slow lint bench clean
 
 $(STAMP): requirements.txt setup.py
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -16,7 +16,10 @@ demo: $(STAMP)
 	$(VENV)/bin/tfkd demo
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -n 2 --dist loadfile -q tests
+	$(VENV)/bin/python -m pytest -n 2 --dist loadfile -q -m "not slow" tests
+
+test-slow: $(STAMP)
+	$(VENV)/bin/python -m pytest -n 2 --dist loadfile -q -m slow tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,4 +1,4 @@
-"""Data that ships with tfkd's dependencies, so demos and tests run offline."""
+"""scikit-learn's 8x8 handwritten digits, and stratified subsampling."""
 
 import numpy as np
 
