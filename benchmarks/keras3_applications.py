@@ -9,8 +9,9 @@ For each family, built offline with `weights=None` (small inputs, 10 classes,
 3. `tfkd.prune(converted, target_sparsity=0.5)` builds;
 4. `tfkd.quantize(converted)` (QAT) builds; if TF-MOT refuses some layers, the column says which
    kinds and retries with `layers=[Conv2D, DepthwiseConv2D, Dense]`, then `[Conv2D, Dense]`; and
-   TF-MOT's `quantize_apply` directly on every supported layer plus `tfkd._compat_quantize`'s
-   configs for the converted Keras 3 layers TF-MOT lacks (hard_silu activations, Multiply, ...);
+   TF-MOT's `quantize_apply` directly on every supported layer plus the quantize configs of
+   `tfkd.optimize.quantize_configs` for the converted Keras 3 layers TF-MOT lacks (hard_silu
+   activations, Multiply, ...);
 5. `tfkd.export.to_tflite(converted)` (float32) runs in LiteRT and agrees with the Keras 3 logits.
 
 Run: `.venv/bin/python benchmarks/keras3_applications.py [--quick] [--families A,B]`; writes
@@ -109,7 +110,7 @@ def _quantize_with_compat_configs(converted):
     """TF-MOT directly, every supported layer plus tfkd's configs for converted Keras 3 layers."""
     import tensorflow_model_optimization as tfmot
 
-    from tfkd._compat_quantize import quantize_config_for
+    from tfkd.optimize.quantize_configs import quantize_config_for
 
     api = tfmot.quantization.keras
     registry = api.default_8bit.Default8BitQuantizeScheme().get_quantize_registry()

@@ -8,7 +8,7 @@ import pytest
 
 import tfkd
 from tfkd import keras
-from tfkd._compat_activations import SUPPORTED_ACTIVATIONS
+from tfkd.keras3.activations import SUPPORTED_ACTIVATIONS
 
 keras3 = importlib.import_module("keras")
 ops = keras3.ops
@@ -344,7 +344,7 @@ def test_quantize_configs_let_tf_mot_quantize_keras3_activations():
     for converted layers, QAT builds and keeps the float outputs up to quantization error."""
     import tensorflow_model_optimization as tfmot
 
-    from tfkd._compat_quantize import OutputQuantizeConfig, quantize_config_for
+    from tfkd.optimize.quantize_configs import OutputQuantizeConfig, quantize_config_for
 
     L = keras3.layers
     inputs = keras3.Input((8, 8, 3))

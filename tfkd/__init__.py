@@ -11,8 +11,8 @@ from tfkd import data as data
 from tfkd import export as export
 from tfkd import losses as losses
 from tfkd import models as models
-from tfkd.compat import from_keras3 as from_keras3
 from tfkd.distiller import Distiller as Distiller
+from tfkd.keras3 import from_keras3 as from_keras3
 from tfkd.optimize.callbacks import callbacks as callbacks
 from tfkd.optimize.clustering import cluster as cluster
 from tfkd.optimize.iterative import PruningRounds as PruningRounds

@@ -13,7 +13,7 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-__all__ = ["keras", "tf", "is_keras3_model", "is_keras_model", "check_model"]
+__all__ = ["keras", "tf", "is_keras3_model", "is_keras_model"]
 
 
 def is_keras3_model(obj):
@@ -27,22 +27,3 @@ def is_keras3_model(obj):
 def is_keras_model(obj):
     """Whether `obj` is a tf_keras model, the kind tfkd trains."""
     return isinstance(obj, keras.Model)
-
-
-def check_model(name, obj):
-    """Returns `obj` if it is a tf_keras model; raises a `TypeError` that says what to do otherwise.
-
-    Keras 3 models are converted with `tfkd.from_keras3` (saying so once) where that module is
-    present.
-    """
-    if is_keras_model(obj):
-        return obj
-    if is_keras3_model(obj):
-        from tfkd.compat import convert_keras3_argument
-
-        return convert_keras3_argument(name, obj)
-    raise TypeError(
-        f"`{name}` must be a Keras model (a `tfkd.keras.Model`). "
-        f"Received: {name}={obj!r} (of type {type(obj).__name__}). "
-        "Build it with `tfkd.keras` (tf_keras), e.g. `tfkd.keras.Sequential([...])`."
-    )

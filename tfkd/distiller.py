@@ -2,8 +2,9 @@
 
 import copy
 
-from tfkd._keras import check_model, keras, tf
+from tfkd._keras import keras, tf
 from tfkd._validation import check_fraction, check_positive
+from tfkd.keras3 import check_model
 from tfkd.losses.base import DistillationLoss, reduce_to_per_sample
 from tfkd.losses.response import LogitsDistillation
 

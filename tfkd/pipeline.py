@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 
-from tfkd._keras import check_model, keras, tf
+from tfkd._keras import keras, tf
 from tfkd._validation import (
     check_choice,
     check_fraction,
@@ -20,6 +20,7 @@ from tfkd._validation import (
     check_positive,
 )
 from tfkd.datafiles import check_xy
+from tfkd.keras3 import check_model
 
 EXPORT_FORMATS = ("float32-tflite", "float16-tflite", "dynamic-tflite", "int8-tflite", "onnx")
 

@@ -103,7 +103,7 @@ def profile(obj):
     if is_keras_model(obj):
         return _profile_keras(obj)
     if is_keras3_model(obj):
-        from tfkd._keras import check_model
+        from tfkd.keras3 import check_model
 
         return _profile_keras(check_model("obj", obj))
     if isinstance(obj, (bytes, bytearray, memoryview)):

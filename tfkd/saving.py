@@ -42,8 +42,8 @@ def load_scope():
     """A scope in which Keras deserializes TF-MOT's wrappers and tfkd's objects."""
     import tensorflow_model_optimization as tfmot
 
-    import tfkd._compat_quantize  # noqa: F401 (registers quantize configs of converted layers)
     import tfkd.losses  # noqa: F401 (registers tfkd's serializable objects)
+    import tfkd.optimize.quantize_configs  # noqa: F401 (registers configs of converted layers)
     from tfkd.optimize._common import (
         cluster_wrapper_class,
         prune_wrapper_class,

@@ -1,6 +1,6 @@
 """What every exporter does first: check the model, strip pruning wrappers, notice QAT."""
 
-from tfkd._keras import check_model
+from tfkd.keras3 import check_model
 
 _PRUNING_WRAPPERS = {"PruneLowMagnitude"}
 _QAT_LAYERS = {"QuantizeWrapper", "QuantizeWrapperV2", "QuantizeLayer", "QuantizeAwareActivation"}

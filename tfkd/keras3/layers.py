@@ -4,8 +4,8 @@ import inspect
 
 import numpy as np
 
-from tfkd._compat_activations import translate_activation
 from tfkd._keras import keras
+from tfkd.keras3.activations import translate_activation
 
 # Keras 3 built-in layers tfkd rebuilds in tf_keras (same class name, config translated).
 SUPPORTED_LAYERS = (

@@ -1,17 +1,19 @@
 """Keras 3 models in tfkd: rebuilt as tf_keras models (config and weights), which TF-MOT can wrap.
 
-tfkd never imports Keras 3: it reads the model it is given (its graph, layer configs and weights)
-and builds the same graph with `tfkd.keras` (tf_keras). Layers are translated in `_compat_layers`,
-activations tf_keras lacks are written out in `_compat_activations`, and the operator nodes Keras 3
-records for `keras.ops` calls (`x + 3.0`) are translated in `_compat_ops`.
+tfkd never imports Keras 3 to convert: it reads the model it is given (its graph, layer configs and
+weights) and builds the same graph with `tfkd.keras` (tf_keras). Layers are translated in
+`tfkd.keras3.layers`, activations tf_keras lacks are written out in `tfkd.keras3.activations`, and
+the operator nodes Keras 3 records for `keras.ops` calls (`x + 3.0`) are translated in
+`tfkd.keras3.ops`.
 """
 
 import warnings
 
-from tfkd import _compat_layers, _compat_ops
 from tfkd._keras import is_keras3_model, is_keras_model, keras, tf
+from tfkd.keras3 import layers as k3layers
+from tfkd.keras3 import ops as k3ops
 
-__all__ = ["from_keras3", "convert_keras3_argument"]
+__all__ = ["from_keras3", "convert_keras3_argument", "check_model"]
 
 
 def from_keras3(model):
@@ -62,8 +64,35 @@ def from_keras3(model):
     pairs = []
     converted = _convert_model(model, pairs)
     for source, target in pairs:
-        _compat_layers.copy_weights(source, target)
+        k3layers.copy_weights(source, target)
     return converted
+
+
+def check_model(name, obj):
+    """Returns `obj` if it is a tf_keras model, converts a Keras 3 model, refuses anything else.
+
+    A Keras 3 model is converted with `from_keras3`, with one warning saying so (see
+    `convert_keras3_argument`).
+
+    Args:
+        name: The argument's name (e.g. `"student"`), used in messages.
+        obj: What the user passed.
+
+    Returns:
+        A `tfkd.keras.Model`: `obj` itself, or its tf_keras conversion.
+
+    Raises:
+        TypeError: If `obj` is neither a tf_keras nor a Keras 3 model.
+    """
+    if is_keras_model(obj):
+        return obj
+    if is_keras3_model(obj):
+        return convert_keras3_argument(name, obj)
+    raise TypeError(
+        f"`{name}` must be a Keras model (a `tfkd.keras.Model`). "
+        f"Received: {name}={obj!r} (of type {type(obj).__name__}). "
+        "Build it with `tfkd.keras` (tf_keras), e.g. `tfkd.keras.Sequential([...])`."
+    )
 
 
 def convert_keras3_argument(name, model):
@@ -146,7 +175,7 @@ def _convert_operation(operation, pairs):
     """A tf_keras layer (or model) for a Keras 3 layer or nested model; records it for weights."""
     if is_keras3_model(operation):
         return _convert_model(operation, pairs)
-    layer = _compat_layers.translate_layer(operation)
+    layer = k3layers.translate_layer(operation)
     pairs.append((operation, layer))
     return layer
 
@@ -165,8 +194,8 @@ def _convert_functional(model, pairs):
                 continue
             args, kwargs = node.arguments.fill_in(tensors)
             operation = node.operation
-            if _compat_ops.is_operation_node(operation):
-                outputs = _compat_ops.apply_operation(operation, args, kwargs)
+            if k3ops.is_operation_node(operation):
+                outputs = k3ops.apply_operation(operation, args, kwargs)
             else:
                 if id(operation) not in layers:
                     layers[id(operation)] = _convert_operation(operation, pairs)

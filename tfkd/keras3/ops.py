@@ -6,8 +6,8 @@ is the same TensorFlow function applied to tf_keras symbolic tensors, which tf_k
 any TensorFlow op.
 """
 
-from tfkd import _compat_activations as activations
 from tfkd._keras import keras, tf
+from tfkd.keras3 import activations
 
 
 def _unary(fn):

@@ -107,8 +107,8 @@ def shrink(model, width, name=None):
     Example:
     >>> student = tfkd.models.shrink(teacher, 0.25)
     """
-    from tfkd._keras import check_model
     from tfkd._validation import check_number
+    from tfkd.keras3 import check_model
 
     model = check_model("model", model)
     width = check_number("width", width)

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from tfkd._keras import check_model, keras, tf
+from tfkd._keras import keras, tf
+from tfkd.keras3 import check_model
 
 _KERNEL_NAMES = ("kernel", "depthwise_kernel", "pointwise_kernel", "embeddings")
 

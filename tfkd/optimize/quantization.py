@@ -124,7 +124,7 @@ def _is_batch_norm(layer):
 
 def quantize_config_for(layer):
     """tfkd's quantize config for a layer of a converted Keras 3 model TF-MOT lacks, else None."""
-    from tfkd._compat_quantize import quantize_config_for as config_for  # imports TF-MOT
+    from tfkd.optimize.quantize_configs import quantize_config_for as config_for  # TF-MOT
 
     return config_for(layer)
 

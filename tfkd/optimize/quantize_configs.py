@@ -17,10 +17,10 @@ float in the QAT model and are calibrated by `representative_data` in the int8 e
 
 import tensorflow_model_optimization as tfmot
 
-from tfkd import _compat_activations
 from tfkd._keras import keras
+from tfkd.keras3 import activations
 
-_WRITTEN_OUT = frozenset(_compat_activations.WRITTEN_OUT.values())
+_WRITTEN_OUT = frozenset(activations.WRITTEN_OUT.values())
 
 
 @keras.utils.register_keras_serializable(package="tfkd")
@@ -61,9 +61,8 @@ def quantize_config_for(layer):
         A `QuantizeConfig` to pass as `quantize_annotate_layer(layer, quantize_config=...)`, or
         `None` when TF-MOT's own registry should decide (or the layer is not one of these).
     """
-    kind = type(layer).__name__
-    if kind == "Activation" and layer.activation in _WRITTEN_OUT:
+    if isinstance(layer, keras.layers.Activation) and layer.activation in _WRITTEN_OUT:
         return OutputQuantizeConfig()
-    if kind in ("Multiply", "Rescaling"):
+    if isinstance(layer, (keras.layers.Multiply, keras.layers.Rescaling)):
         return OutputQuantizeConfig()
     return None

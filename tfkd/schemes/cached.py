@@ -13,8 +13,9 @@ import weakref
 
 import numpy as np
 
-from tfkd._keras import check_model, keras, tf
+from tfkd._keras import keras, tf
 from tfkd._validation import check_int
+from tfkd.keras3 import check_model
 
 _FORMAT = 1
 

@@ -1,7 +1,8 @@
 """`DeepSupervision`: self-distillation inside one model, deeper layers teaching shallower heads."""
 
-from tfkd._keras import check_model, keras, tf
+from tfkd._keras import keras, tf
 from tfkd._validation import check_fraction, check_non_negative, check_positive
+from tfkd.keras3 import check_model
 from tfkd.schemes._common import (
     is_sparse_loss,
     named_metrics,

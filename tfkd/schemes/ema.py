@@ -2,8 +2,9 @@
 
 import weakref
 
-from tfkd._keras import check_model, keras, tf
+from tfkd._keras import keras, tf
 from tfkd._validation import check_number
+from tfkd.keras3 import check_model
 
 
 @keras.utils.register_keras_serializable(package="tfkd")

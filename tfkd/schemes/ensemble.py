@@ -1,7 +1,8 @@
 """`Ensemble`: frozen teachers whose soft targets are averaged (Hinton's "set of models")."""
 
-from tfkd._keras import check_model, keras, tf
+from tfkd._keras import keras, tf
 from tfkd._validation import check_choice, check_non_negative
+from tfkd.keras3 import check_model
 from tfkd.schemes._common import with_models_deserialized
 
 _AVERAGES = ("probabilities", "logits")

@@ -1,7 +1,8 @@
 """`MutualDistiller`: online distillation, models learning from the labels and each other."""
 
-from tfkd._keras import check_model, keras, tf
+from tfkd._keras import keras, tf
 from tfkd._validation import check_non_negative, check_positive
+from tfkd.keras3 import check_model
 from tfkd.schemes._common import (
     is_sparse_loss,
     named_metrics,
