@@ -104,3 +104,26 @@ def test_rejects_bad_models(peers):
         tfkd.MutualDistiller([peers[0], five])
     with pytest.raises(TypeError, match=r"Received: metrics='accuracy'"):
         tfkd.MutualDistiller(peers).compile(metrics="accuracy")
+
+
+def _my_ce(y_true, y_pred):
+    """A custom-named loss: nothing in its name says the labels are class indices."""
+    return keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
+
+
+def test_accuracy_follows_label_and_output_shapes_not_the_loss_name(peers, tiny_data):
+    x, y = tiny_data
+    mutual = tfkd.MutualDistiller(peers)
+    mutual.compile(optimizer=keras.optimizers.SGD(0.0), loss=_my_ce, metrics=["accuracy"])
+    logs = mutual.evaluate(x, y, batch_size=64, verbose=0, return_dict=True)
+    for i, model in enumerate(mutual.models):
+        expected = np.mean(np.argmax(model(x).numpy(), axis=-1) == y)
+        np.testing.assert_allclose(logs[f"model_{i}_accuracy"], expected, atol=1e-6)
+    one_hot = np.eye(10, dtype="float32")[y]
+    mutual.compile(
+        optimizer=keras.optimizers.SGD(0.0), metrics=["acc"],
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+    )
+    logs = mutual.evaluate(x, one_hot, batch_size=64, verbose=0, return_dict=True)
+    expected = np.mean(np.argmax(mutual.models[1](x).numpy(), axis=-1) == y)
+    np.testing.assert_allclose(logs["model_1_acc"], expected, atol=1e-6)

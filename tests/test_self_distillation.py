@@ -165,6 +165,20 @@ def test_deep_supervision_fit_then_drop_heads_or_exit_early(make_teacher, tiny_d
     np.testing.assert_allclose(early.predict(x, verbose=0), outputs[1], atol=1e-5)
 
 
+def test_deep_supervision_accuracy_follows_shapes_not_the_loss_name(make_teacher, tiny_data):
+    x, y = tiny_data
+
+    def my_ce(y_true, y_pred):
+        return keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
+
+    ds = tfkd.DeepSupervision(make_teacher(), taps=["t_conv"])
+    ds.compile(optimizer=keras.optimizers.SGD(0.0), loss=my_ce, metrics=["accuracy"])
+    logs = ds.evaluate(x, y, batch_size=64, verbose=0, return_dict=True)
+    final, head = (np.argmax(o.numpy(), axis=-1) for o in ds(x))
+    np.testing.assert_allclose(logs["accuracy"], np.mean(final == y), atol=1e-6)
+    np.testing.assert_allclose(logs["t_conv_accuracy"], np.mean(head == y), atol=1e-6)
+
+
 def test_deep_supervision_custom_head_and_config_round_trip(make_teacher):
     head = keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(10)], name="template")
     ds = tfkd.DeepSupervision(make_teacher(), taps=["t_conv"], head=head, temperature=4.0)

@@ -1,22 +1,45 @@
 """What the schemes training several outputs at once share: named metrics and per-sample losses."""
 
 from tfkd._keras import keras, tf
+from tfkd.losses.base import per_sample as per_sample  # one definition, in losses
+from tfkd.losses.base import weighted as weighted
 
 _ACCURACY_NAMES = ("accuracy", "acc")
 
 
-def is_sparse_loss(loss):
-    """Whether the labels are class indices for `loss` (its name or class says "sparse")."""
-    if isinstance(loss, str):
-        return "sparse" in loss
-    name = getattr(loss, "name", None) or getattr(loss, "__name__", "") or ""
-    return "sparse" in name or "sparse" in type(loss).__name__.lower()
+def accuracy(y_true, y_pred):
+    """Per-sample accuracy `[batch]`, its kind resolved from the shapes as Keras's `compile` does.
+
+    One output unit: binary accuracy (threshold 0.5). Labels of lower rank than the outputs, or
+    one label per sample beside several outputs: class indices (sparse). Otherwise one-hot (or
+    soft) labels: the argmax of both is compared.
+
+    Args:
+        y_true: Labels, class indices `[batch]` / `[batch, 1]` or one-hot `[batch, classes]`.
+        y_pred: Model outputs (logits or probabilities) `[batch, classes]`.
+
+    Returns:
+        A float tensor `[batch]` of 0s and 1s.
+    """
+    y_true, y_pred = tf.convert_to_tensor(y_true), tf.convert_to_tensor(y_pred)
+    true_rank, pred_rank = y_true.shape.rank, y_pred.shape.rank
+    true_last = y_true.shape[-1] if true_rank else None
+    pred_last = y_pred.shape[-1] if pred_rank else None
+    if pred_last == 1:
+        return keras.metrics.binary_accuracy(y_true, y_pred)
+    sparse = (true_rank is not None and pred_rank is not None and true_rank < pred_rank) or (
+        true_last == 1 and pred_last is not None and pred_last > 1
+    )
+    if sparse:
+        return keras.metrics.sparse_categorical_accuracy(y_true, y_pred)
+    return keras.metrics.categorical_accuracy(y_true, y_pred)
 
 
-def named_metrics(metrics, prefix, sparse_labels):
+def named_metrics(metrics, prefix):
     """Fresh metric objects for `metrics` (names, functions or objects), named `<prefix><name>`.
 
-    `"accuracy"` becomes sparse or categorical accuracy, following the labels the loss expects.
+    `"accuracy"` (or `"acc"`) becomes `accuracy`, whose kind (binary, sparse or categorical)
+    follows the shapes of the labels and outputs it receives, as in Keras's `compile`.
     """
     if metrics is None:
         return []
@@ -25,14 +48,12 @@ def named_metrics(metrics, prefix, sparse_labels):
             "`metrics` must be a list of metrics (names, functions or `keras.metrics.Metric`s). "
             f"Received: metrics={metrics!r}. Pass e.g. `metrics=['accuracy']`."
         )
-    return [_named_metric(m, prefix, sparse_labels) for m in metrics]
+    return [_named_metric(m, prefix) for m in metrics]
 
 
-def _named_metric(metric, prefix, sparse_labels):
+def _named_metric(metric, prefix):
     if isinstance(metric, str) and metric in _ACCURACY_NAMES:
-        sparse, dense = keras.metrics.SparseCategoricalAccuracy, keras.metrics.CategoricalAccuracy
-        cls = sparse if sparse_labels else dense
-        return cls(name=f"{prefix}{metric}")
+        return keras.metrics.MeanMetricWrapper(accuracy, name=f"{prefix}{metric}")
     if isinstance(metric, keras.metrics.Metric):
         config = {**metric.get_config(), "name": f"{prefix}{metric.name}"}
         return type(metric).from_config(config)
@@ -44,7 +65,7 @@ def _named_metric(metric, prefix, sparse_labels):
             "Pass e.g. 'accuracy' or a `keras.metrics.Metric`."
         ) from error
     if isinstance(fn, keras.metrics.Metric):
-        return _named_metric(fn, prefix, sparse_labels)
+        return _named_metric(fn, prefix)
     name = metric if isinstance(metric, str) else getattr(fn, "__name__", "metric")
     return keras.metrics.MeanMetricWrapper(fn, name=f"{prefix}{name}")
 
@@ -57,20 +78,6 @@ def soft_cross_entropy(teacher_logits, student_logits, temperature):
     log_p_student = tf.nn.log_softmax(student_logits / t, axis=-1)
     kl = tf.reduce_sum(tf.exp(log_p_teacher) * (log_p_teacher - log_p_student), axis=-1)
     return kl * t**2
-
-
-def per_sample(values, batch):
-    """A loss value as `[batch]`: feature axes averaged, a scalar broadcast."""
-    from tfkd.losses.base import reduce_to_per_sample
-
-    values = reduce_to_per_sample(values)
-    return tf.broadcast_to(values, [batch]) if values.shape.rank == 0 else values
-
-
-def weighted(values, sample_weight):
-    if sample_weight is None:
-        return values
-    return values * tf.reshape(tf.cast(sample_weight, values.dtype), [-1])
 
 
 def regularization(models):

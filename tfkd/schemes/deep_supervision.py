@@ -4,7 +4,6 @@ from tfkd._keras import keras, tf
 from tfkd._validation import check_fraction, check_non_negative, check_positive
 from tfkd.keras3 import check_model
 from tfkd.schemes._common import (
-    is_sparse_loss,
     named_metrics,
     per_sample,
     regularization,
@@ -95,14 +94,13 @@ class DeepSupervision(keras.Model):
                 Defaults to `None`.
             **kwargs: Passed to `keras.Model.compile`.
         """
-        from tfkd.distiller import _per_sample_loss_fn
+        from tfkd.losses.base import per_sample_loss_fn
 
         if loss is None:
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        self.label_loss_fn = _per_sample_loss_fn("loss", loss)
-        sparse = is_sparse_loss(loss)
+        self.label_loss_fn = per_sample_loss_fn("loss", loss)
         prefixes = [""] + [f"{tap}_" for tap in self.taps]
-        self.output_metrics = [named_metrics(metrics, p, sparse) for p in prefixes]
+        self.output_metrics = [named_metrics(metrics, p) for p in prefixes]
         super().compile(optimizer=optimizer, **kwargs)
 
     @property

@@ -4,7 +4,6 @@ from tfkd._keras import keras, tf
 from tfkd._validation import check_non_negative, check_positive
 from tfkd.keras3 import check_model
 from tfkd.schemes._common import (
-    is_sparse_loss,
     named_metrics,
     per_sample,
     regularization,
@@ -83,14 +82,13 @@ class MutualDistiller(keras.Model):
                 `None`.
             **kwargs: Passed to `keras.Model.compile` (e.g. `jit_compile`).
         """
-        from tfkd.distiller import _per_sample_loss_fn
+        from tfkd.losses.base import per_sample_loss_fn
 
         if loss is None:
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        self.label_loss_fn = _per_sample_loss_fn("loss", loss)
-        sparse = is_sparse_loss(loss)
+        self.label_loss_fn = per_sample_loss_fn("loss", loss)
         self.model_metrics = [
-            named_metrics(metrics, f"model_{i}_", sparse) for i in range(len(self.models))
+            named_metrics(metrics, f"model_{i}_") for i in range(len(self.models))
         ]
         super().compile(optimizer=optimizer, **kwargs)
 
