@@ -6,11 +6,12 @@ from tfkd._keras import tf
 from tfkd._validation import check_choice
 from tfkd.export._atomic import write_bytes
 from tfkd.export._prepare import prepare_model
+from tfkd.export.check import check_calibration_data, check_samples, compare_with_model
 
 QUANTIZATION_MODES = ("float32", "float16", "dynamic", "int4", "int8", "int16x8")
 
 
-def to_tflite(model, path=None, quantization="float32", representative_data=None):
+def to_tflite(model, path=None, quantization="float32", representative_data=None, check=True):
     """Converts a Keras model to a `.tflite` flatbuffer and returns its bytes.
 
     Pruning wrappers (`prune_low_magnitude`) are stripped first; the pruned zeros stay exact zeros
@@ -34,6 +35,14 @@ def to_tflite(model, path=None, quantization="float32", representative_data=None
     A QAT model's fake-quantization is folded into int8 kernels in every mode it allows: the
     float modes keep float input and output around int8 ops; `"int4"` and `"int16x8"` refuse it.
 
+    Every export checks itself (unless `check=False`): calibration data that cannot be what the
+    model was trained on (integers for a float model, NaN, raw 0..255 pixels on which the model
+    predicts one class) is refused before converting, and the new file is run beside the Keras
+    model on up to 64 samples (`representative_data`, or random inputs in [0, 1) for a float
+    model without it). A file whose outputs differ by more than quantization explains (e.g. 25%
+    of the outputs' range for int8), or whose top-1 agreement is far too low, raises a
+    `ValueError` with the figures; nothing is written.
+
     Args:
         model: A `tfkd.keras.Model` with known inputs (functional or Sequential); may hold
             pruning or QAT wrappers. A `tfkd.Distiller` exports its student.
@@ -45,7 +54,9 @@ def to_tflite(model, path=None, quantization="float32", representative_data=None
             (a few hundred training inputs are plenty), a `tf.data.Dataset` of inputs or
             `(inputs, labels)` (batched or not), or a callable yielding `[input]` lists of batch 1
             (TFLite's `representative_dataset`).
-            Ignored by the other modes. Defaults to `None`.
+            The other modes use it only to check the file. Defaults to `None`.
+        check: Whether to check the calibration data and compare the new file with the Keras
+            model (see above). Defaults to `True`.
 
     Returns:
         The `.tflite` flatbuffer as `bytes`.
@@ -54,7 +65,8 @@ def to_tflite(model, path=None, quantization="float32", representative_data=None
         ValueError: If `quantization` is not a mode above (or is `"int4"`/`"int16x8"` for a QAT
             model), if `"int8"`/`"int16x8"` needs
             `representative_data` and none was given, if the data does not fit the model's
-            input, or if the converted `"int8"` model is not integer-only.
+            input or is not preprocessed like training inputs, if the converted `"int8"` model
+            is not integer-only, or if the file disagrees with the Keras model.
         TypeError: If `model` is not a tf_keras model.
 
     Example:
@@ -71,7 +83,9 @@ def to_tflite(model, path=None, quantization="float32", representative_data=None
             "for a QAT model. Pass `quantization=\"int8\"`, or export the float model before "
             "`tfkd.quantize`."
         )
-    samples = None
+    samples, array = None, None
+    if representative_data is not None:
+        array = _representative_array(representative_data, model)
     if quantization in ("int8", "int16x8"):
         if representative_data is None and not (quantization == "int8" and is_qat):
             raise ValueError(
@@ -83,10 +97,16 @@ def to_tflite(model, path=None, quantization="float32", representative_data=None
                 "first (`tfkd.quantize(model)`, then fit) to export int8 without data."
             )
         if representative_data is not None:
-            samples = _representative_samples(representative_data, model)
+            if check and array is not None:
+                check_calibration_data(array, model)
+            samples = representative_data if array is None else _generator(array, model)
     data = _convert(model, quantization, samples, is_qat)
     if quantization == "int8":
         _check_integer_only(data, calibrated=samples is not None)
+    if check:
+        probe = check_samples(model, array)
+        if probe is not None:
+            compare_with_model(data, model, _as_input_dtype(probe, model), quantization)
     if path is not None:
         write_bytes(path, data)
     return data
@@ -129,17 +149,17 @@ def _quantize_int4(float_data):
     return bytes(int4.quantize(enable_progress_report=False).quantized_model)
 
 
-def _representative_samples(data, model):
-    """A callable yielding `[sample]` lists of batch 1, checked against the model's input."""
+def _representative_array(data, model):
+    """The samples of `representative_data` as one array checked against the model's input, or
+    `None` for a callable (TFLite's `representative_dataset`, passed through as it is)."""
     if len(model.inputs) != 1:
         raise ValueError(
             "`representative_data` is supported for models with one input. Received a model with "
             f"{len(model.inputs)} inputs. Pass a callable yielding lists of inputs instead."
         )
     expected = tuple(model.inputs[0].shape[1:])
-    dtype = model.inputs[0].dtype.as_numpy_dtype
     if callable(data) and not isinstance(data, tf.data.Dataset):
-        return data
+        return None
     if isinstance(data, tf.data.Dataset):
         array = np.concatenate([_dataset_inputs(element, expected) for element in data])
     else:
@@ -152,7 +172,16 @@ def _representative_samples(data, model):
             f"to fit the model's input. Received: representative_data of shape {array.shape}. "
             "Pass inputs as the model takes them (e.g. `x_train[:300]`)."
         )
-    array = array.astype(dtype)
+    return array
+
+
+def _as_input_dtype(array, model):
+    return array.astype(model.inputs[0].dtype.as_numpy_dtype)
+
+
+def _generator(array, model):
+    """TFLite's `representative_dataset`: a callable yielding `[sample]` lists of batch 1."""
+    array = _as_input_dtype(array, model)
 
     def generator():
         for sample in array:
