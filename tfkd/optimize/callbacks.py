@@ -12,6 +12,7 @@ from absl import logging
 from tfkd._keras import keras
 from tfkd._validation import check_int
 from tfkd.optimize._common import tfmot
+from tfkd.optimize.channels import ChannelPruningStep, channel_callbacks, mask_owners
 
 _MASK_UPDATES = 10  # a derived schedule updates the masks at least this many times
 _TARGET_AT = 2.0 / 3.0  # fraction of the first fit at which a derived schedule reaches its target
@@ -34,9 +35,10 @@ def callbacks(model=None, log_dir=None):
     Returns:
         A list of Keras callbacks.
     """
+    channel = [ChannelPruningStep()] if model is None or mask_owners(model) else []
     if model is not None and not _has_pruning(model):
-        return []
-    found = [tfmot().sparsity.keras.UpdatePruningStep(), PruningEndStep()]
+        return channel
+    found = [tfmot().sparsity.keras.UpdatePruningStep(), PruningEndStep(), *channel]
     if log_dir is not None:
         found.append(_summaries(log_dir))
     return found
@@ -59,7 +61,7 @@ def training_callbacks(model, callbacks=None, log_dir=None):
 
     Callbacks of the same kinds already in `callbacks` are not added twice.
     """
-    given = list(callbacks or [])
+    given = channel_callbacks(model, callbacks)
     if not _has_pruning(model):
         return given
     api = tfmot().sparsity.keras
