@@ -361,3 +361,87 @@ def test_fit_without_labels_is_refused(make_teacher, make_student, tiny_data):
         distiller.fit(tf.data.Dataset.from_tensor_slices(x).batch(8), epochs=1, verbose=0)
     with pytest.raises(ValueError, match=r"`evaluate` needs labels.*`evaluate\(x, y\)`"):
         distiller.evaluate(x, verbose=0)
+
+
+# ------------------------------------------------------------- calling conventions (issue 8)
+
+
+def test_fit_accepts_one_callback_object(make_teacher, make_student, tiny_data):
+    """`callbacks=one_callback`, as `keras.Model.fit` accepts, also for a pruned student."""
+    x, y = tiny_data
+    seen = []
+    record = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(epoch))
+    distiller = _keras_io(make_teacher(), make_student())
+    distiller.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=record)
+    assert seen == [0, 1]
+
+    pruned = tfkd.prune(make_student(), target_sparsity=0.5)
+    import tensorflow_model_optimization as tfmot
+
+    distiller = _keras_io(make_teacher(), pruned)
+    update = tfmot.sparsity.keras.UpdatePruningStep()
+    distiller.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=update)
+    assert update.prunable_layers  # the user's callback ran, and tfkd added no second one
+    assert all(int(layer.pruning_step) == 2 for layer in update.prunable_layers)
+
+
+def test_a_loss_given_by_class_name_is_per_sample(make_teacher, tiny_data):
+    """`loss="SparseCategoricalCrossentropy"` weighs each sample by its own weight, like the
+    function name and a loss object do: the logged loss is `mean(w_i * loss_i)`."""
+    x, y = tiny_data
+    keras.utils.set_random_seed(5)
+    student = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10, "softmax")]
+    )
+    weights = np.linspace(0.0, 3.0, len(x)).astype("float32")
+    probabilities = student.predict(x, verbose=0)
+    expected = np.mean(weights * -np.log(probabilities[np.arange(len(y)), y]))
+    for loss in ("SparseCategoricalCrossentropy", "sparse_categorical_crossentropy",
+                 keras.losses.SparseCategoricalCrossentropy()):
+        distiller = tfkd.Distiller(teacher=make_teacher(), student=student)
+        distiller.compile(optimizer="sgd", loss=loss)
+        logs = distiller.evaluate(
+            x, y, sample_weight=weights, batch_size=len(x), verbose=0, return_dict=True
+        )
+        np.testing.assert_allclose(logs["student_loss"], expected, rtol=1e-5, err_msg=str(loss))
+
+
+@pytest.fixture
+def mixed_precision():
+    """Sets a mixed precision policy for one test, and the float32 policy back afterwards."""
+
+    def set_policy(name):
+        keras.mixed_precision.set_global_policy(name)
+
+    yield set_policy
+    keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_every_loss_trains_under_mixed_precision(mixed_precision, tiny_data, policy):
+    """FeatureDistillation (with a float16 adapter), logits and relation losses beside a float32
+    teacher: each loss value is cast to float32 before the sum."""
+    from conftest import build_tiny_student, build_tiny_teacher
+
+    x, y = tiny_data
+    keras.utils.set_random_seed(6)
+    teacher = build_tiny_teacher()  # float32, built before the policy
+    mixed_precision(policy)
+    student = build_tiny_student()
+    assert student.get_layer("s_embed").compute_dtype != "float32"
+    losses = [
+        tfkd.losses.LogitsDistillation(temperature=2.0),
+        tfkd.losses.FeatureDistillation("t_embed", "s_embed"),
+        tfkd.losses.DecoupledKD(),
+        tfkd.losses.DIST(),
+        tfkd.losses.RKDDistance("t_embed", "s_embed"),
+    ]
+    distiller = tfkd.Distiller(teacher=teacher, student=student, distillation_losses=losses)
+    distiller.compile(optimizer=keras.optimizers.Adam(1e-2), loss=SCCE)
+    before = [w.numpy().copy() for w in student.trainable_weights]
+    history = distiller.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    for key in ("loss", "student_loss", "distillation_loss"):
+        assert np.all(np.isfinite(history.history[key])), key
+    # (float16's loss scaling skips the first steps while it finds its scale: no decrease check)
+    after = student.trainable_weights
+    assert all(not np.array_equal(b, a.numpy()) for b, a in zip(before, after, strict=True))

@@ -1,11 +1,15 @@
 """`Distiller`: a Keras model training a student to mimic a frozen teacher, in either idiom."""
 
-import copy
-
 from tfkd._keras import keras, tf
 from tfkd._validation import check_fraction, check_positive
 from tfkd.keras3 import check_model
-from tfkd.losses.base import DistillationLoss, reduce_to_per_sample
+from tfkd.losses.base import (
+    DistillationLoss,
+    as_list,
+    per_sample,
+    per_sample_loss_fn,
+    weighted,
+)
 from tfkd.losses.response import LogitsDistillation
 
 _OUTPUTS = None  # the key under which a model's outputs are read (a layer name reads that layer)
@@ -158,10 +162,10 @@ class Distiller(keras.Model):
         alpha = 0.1 if alpha is None else alpha
         temperature = 3.0 if temperature is None else temperature
         self.student_loss_weight = check_fraction("alpha", alpha)
-        self.student_loss_fn = _per_sample_loss_fn("student_loss_fn", student_loss_fn)
+        self.student_loss_fn = per_sample_loss_fn("student_loss_fn", student_loss_fn)
         self.distillation_losses = [
             _SoftenedKerasLoss(
-                _per_sample_loss_fn("distillation_loss_fn", distillation_loss_fn),
+                per_sample_loss_fn("distillation_loss_fn", distillation_loss_fn),
                 check_positive("temperature", temperature),
             )
         ]
@@ -182,7 +186,7 @@ class Distiller(keras.Model):
                 "`loss` must be a single loss for the student's output. "
                 f"Received: loss={loss!r}. Pass one Keras loss (name, function or object)."
             )
-        self.student_loss_fn = None if loss is None else _per_sample_loss_fn("loss", loss)
+        self.student_loss_fn = None if loss is None else per_sample_loss_fn("loss", loss)
         if not self.distillation_losses:
             self.distillation_losses = [LogitsDistillation()]
             self.distillation_loss_weights = [1.0]
@@ -254,21 +258,22 @@ class Distiller(keras.Model):
         if cached is not None:
             return {_OUTPUTS: tf.stop_gradient(self.teacher.decode(cached))}
         values = self._teacher_reader(x, training=False)
-        pairs = zip(self._teacher_keys, _as_list(values), strict=False)
+        pairs = zip(self._teacher_keys, as_list(values), strict=False)
         return {key: tf.stop_gradient(v) for key, v in pairs}
 
     def _read_student(self, x, training):
         values = self._student_reader(x, training=training)
-        return dict(zip(self._student_keys, _as_list(values), strict=False))
+        return dict(zip(self._student_keys, as_list(values), strict=False))
 
     def _compute_losses(self, y, teacher_values, student_values, sample_weight):
         """Per-sample losses (weighted by `sample_weight`), reduced over the global batch later."""
+        # Every value is cast to float32 by `per_sample` (mixed precision adds float16 ones).
         y_pred = student_values[_OUTPUTS]
         batch = tf.shape(y_pred)[0]
-        student_loss = tf.zeros([batch], y_pred.dtype)
+        student_loss = tf.zeros([batch], tf.float32)
         if self.student_loss_fn is not None:
-            student_loss = _broadcast(reduce_to_per_sample(self.student_loss_fn(y, y_pred)), batch)
-        distill_loss = tf.zeros([batch], y_pred.dtype)
+            student_loss = per_sample(self.student_loss_fn(y, y_pred), batch)
+        distill_loss = tf.zeros([batch], tf.float32)
         weights = self.distillation_loss_weights
         for loss, weight in zip(self.distillation_losses, weights, strict=True):
             if teacher_values is None:
@@ -278,14 +283,11 @@ class Distiller(keras.Model):
                 _pick(student_values, self._student_keys, loss, side=1),
                 labels=y,
             )
-            distill_loss += weight * _broadcast(reduce_to_per_sample(value), batch)
+            distill_loss += weight * per_sample(value, batch)
         w = self.student_loss_weight
         total = w * student_loss + (1.0 - w) * distill_loss
         losses = {"total": total, "student": student_loss, "distillation": distill_loss}
-        if sample_weight is not None:
-            sample_weight = tf.reshape(tf.cast(sample_weight, y_pred.dtype), [-1])
-            losses = {k: v * sample_weight for k, v in losses.items()}
-        return losses
+        return {k: weighted(v, sample_weight) for k, v in losses.items()}
 
     def _update_metrics(self, y, y_pred, sample_weight, losses):
         # Per-sample values into Mean trackers: the reported loss is the mean over the global batch
@@ -312,6 +314,8 @@ class Distiller(keras.Model):
         _check_cached_data(self.teacher, x)
         from tfkd.optimize.callbacks import training_callbacks
 
+        if isinstance(callbacks, keras.callbacks.Callback):
+            callbacks = [callbacks]  # one callback object, as `keras.Model.fit` accepts
         callbacks = training_callbacks(self.student, callbacks)
         return super().fit(x, y, *args, callbacks=callbacks, **kwargs)
 
@@ -399,28 +403,6 @@ def _check_loss_weights(weights, losses):
     return [check_non_negative("distillation_loss_weights[i]", w) for w in weights]
 
 
-def _per_sample_loss_fn(name, loss):
-    """A Keras loss (name, function or object) returning one value per sample."""
-    if isinstance(loss, keras.losses.Loss):
-        loss = copy.copy(loss)
-        loss.reduction = keras.losses.Reduction.NONE
-        return loss
-    if isinstance(loss, str):
-        try:
-            return keras.losses.get(loss)
-        except ValueError as error:
-            raise ValueError(
-                f"`{name}` names no Keras loss. Received: {name}={loss!r}. "
-                "Pass e.g. 'sparse_categorical_crossentropy' or a `keras.losses.Loss`."
-            ) from error
-    if callable(loss):
-        return loss
-    raise TypeError(
-        f"`{name}` must be a Keras loss (name, function or `keras.losses.Loss`). "
-        f"Received: {name}={loss!r} (of type {type(loss).__name__})."
-    )
-
-
 class _SoftenedKerasLoss(DistillationLoss):
     """keras.io's distillation term: `fn(softmax(t / T), softmax(s / T)) * T**2`."""
 
@@ -482,8 +464,11 @@ def _build_reader(role, model, keys):
             "`keras.Sequential`, or use losses that read only the outputs."
         )
     names = [layer.name for layer in model.layers]
-    outputs = _as_list(model.outputs)[:1]
+    outputs = as_list(model.outputs)[:1]
     for key in keys[1:]:
+        if hasattr(key, "tap"):  # a key that computes its value, e.g. attention scores
+            outputs.append(key.tap(model, role))
+            continue
         if key not in names:
             raise ValueError(
                 f"The {role} has no layer named {key!r}. Received: {role}_layer={key!r}. "
@@ -502,7 +487,7 @@ def _reader_shapes(reader, keys):
         return None
     if not reader.built or reader.outputs is None:
         return None
-    return [tf.TensorShape(o.shape) for o in _as_list(reader.outputs)[: len(keys)]]
+    return [tf.TensorShape(o.shape) for o in as_list(reader.outputs)[: len(keys)]]
 
 
 def _check_output_shapes(teacher, student, losses):
@@ -568,11 +553,3 @@ def _check_cached_data(teacher, x):
 def _is_array(x):
     return hasattr(x, "shape") and hasattr(x, "dtype")
 
-
-def _as_list(values):
-    return list(values) if isinstance(values, (list, tuple)) else [values]
-
-
-def _broadcast(values, batch):
-    """Per-sample values as `[batch]`; a batch-level scalar counts once per sample."""
-    return tf.broadcast_to(values, [batch]) if values.shape.rank == 0 else values

@@ -1,5 +1,6 @@
 """`DistillationLoss`: the base of every tfkd loss. A loss names what it reads and owns its math."""
 
+import copy
 import re
 
 from tfkd._keras import keras, tf
@@ -10,12 +11,69 @@ def _snake_case(name):
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
+def as_list(values):
+    """`values` as a list: a list or tuple's items, or `[values]`."""
+    return list(values) if isinstance(values, (list, tuple)) else [values]
+
+
 def reduce_to_per_sample(values):
     """Turns a loss value into one value per sample: batch-level scalars are broadcast later."""
     values = tf.convert_to_tensor(values)
     if values.shape.rank is not None and values.shape.rank > 1:
         values = tf.reduce_mean(values, axis=list(range(1, values.shape.rank)))
     return values
+
+
+def per_sample(values, batch):
+    """A loss value as float32 `[batch]`: feature axes averaged, a batch-level scalar broadcast.
+
+    Every loss value goes through here before losses are summed, so a float16 or bfloat16 value
+    (mixed precision) adds to float32 ones.
+    """
+    values = tf.cast(reduce_to_per_sample(values), tf.float32)
+    return tf.broadcast_to(values, [batch]) if values.shape.rank == 0 else values
+
+
+def weighted(values, sample_weight):
+    """Per-sample `values` times `sample_weight` (of any shape holding one weight per sample)."""
+    if sample_weight is None:
+        return values
+    return values * tf.reshape(tf.cast(sample_weight, values.dtype), [-1])
+
+
+def per_sample_loss_fn(name, loss):
+    """A Keras loss (name, class name, function or object) returning one value per sample.
+
+    Args:
+        name: The argument's name, for messages.
+        loss: A loss function's name (`"sparse_categorical_crossentropy"`), a loss class's name
+            (`"SparseCategoricalCrossentropy"`), a function, or a `keras.losses.Loss`.
+
+    Returns:
+        A callable `loss(y_true, y_pred)` with no reduction over the batch.
+
+    Raises:
+        ValueError: If a string names no Keras loss.
+        TypeError: If `loss` is neither a string nor callable.
+    """
+    if isinstance(loss, str):
+        try:
+            loss = keras.losses.get(loss)
+        except ValueError as error:
+            raise ValueError(
+                f"`{name}` names no Keras loss. Received: {name}={loss!r}. "
+                "Pass e.g. 'sparse_categorical_crossentropy' or a `keras.losses.Loss`."
+            ) from error
+    if isinstance(loss, keras.losses.Loss):
+        loss = copy.copy(loss)  # e.g. a class name gave an object reducing over the batch
+        loss.reduction = keras.losses.Reduction.NONE
+        return loss
+    if callable(loss):
+        return loss
+    raise TypeError(
+        f"`{name}` must be a Keras loss (name, function or `keras.losses.Loss`). "
+        f"Received: {name}={loss!r} (of type {type(loss).__name__})."
+    )
 
 
 class DistillationLoss:

@@ -2,7 +2,7 @@
 
 from tfkd._keras import keras, tf
 from tfkd._validation import check_choice, check_positive
-from tfkd.losses.base import DistillationLoss
+from tfkd.losses.base import DistillationLoss, as_list
 
 _FEATURE_LOSSES = ("mse", "l1", "cosine")
 
@@ -203,8 +203,8 @@ class AttentionTransfer(DistillationLoss):
         return tf.math.l2_normalize(flatten(attention), axis=-1)
 
     def call(self, teacher_features, student_features):
-        teacher_features = _as_list(teacher_features)
-        student_features = _as_list(student_features)
+        teacher_features = as_list(teacher_features)
+        student_features = as_list(student_features)
         total = 0.0
         for teacher, student in zip(teacher_features, student_features, strict=True):
             teacher_map = self.attention_map(teacher)
@@ -245,10 +245,6 @@ def flatten(values):
     if values.shape.rank == 2:
         return values
     return tf.reshape(values, [tf.shape(values)[0], -1])
-
-
-def _as_list(values):
-    return list(values) if isinstance(values, (list, tuple)) else [values]
 
 
 def _as_shape_list(shapes):
