@@ -4,6 +4,7 @@
 - feature: `FeatureDistillation` (FitNets hint, with adapters), `AttentionTransfer`
 - relation: `RKDDistance`, `RKDAngle`, `SimilarityPreserving`, `PKT`
 - virtual teacher: `TeacherFreeKD` (no trained teacher needed)
+- transformer: `HiddenStateDistillation`, `AttentionDistillation` (DistilBERT, TinyBERT)
 """
 
 from tfkd.losses.base import DistillationLoss as DistillationLoss
@@ -18,6 +19,8 @@ from tfkd.losses.relation import SimilarityPreserving as SimilarityPreserving
 from tfkd.losses.response import DIST as DIST
 from tfkd.losses.response import DecoupledKD as DecoupledKD
 from tfkd.losses.response import LogitsDistillation as LogitsDistillation
+from tfkd.losses.transformer import AttentionDistillation as AttentionDistillation
+from tfkd.losses.transformer import HiddenStateDistillation as HiddenStateDistillation
 from tfkd.losses.virtual_teacher import TeacherFreeKD as TeacherFreeKD
 
 __all__ = [
@@ -32,6 +35,8 @@ __all__ = [
     "SimilarityPreserving",
     "PKT",
     "TeacherFreeKD",
+    "HiddenStateDistillation",
+    "AttentionDistillation",
     "serialize",
     "deserialize",
 ]
