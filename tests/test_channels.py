@@ -198,8 +198,7 @@ def test_schedule_reaches_the_target_in_distiller_fit(tiny_data):
     h = L.Dense(8, activation="relu", name="hidden")(L.Flatten()(h))
     student = keras.Model(inputs, L.Dense(10, name="logits")(h))
     teacher = keras.Model(inputs, L.Dense(10)(L.Flatten()(inputs)))
-    pruned = tfkd.prune(student, target_sparsity=0.5, structure="channels") \
-        if _hooked() else channels.prune_channels(student, target_sparsity=0.5)
+    pruned = tfkd.prune(student, target_sparsity=0.5, structure="channels")
     distiller = tfkd.Distiller(teacher=teacher, student=pruned)
     distiller.compile(optimizer="adam", loss=SCCE)
     distiller.fit(x, y, epochs=3, batch_size=8, verbose=0)
@@ -210,12 +209,29 @@ def test_schedule_reaches_the_target_in_distiller_fit(tiny_data):
     assert np.sum(pruned.get_layer("channel_mask_hidden").mask.numpy() == 0) == 4
 
 
-def _hooked():
-    try:
-        tfkd.prune(_conv_bn_conv(), target_sparsity=0.5, structure="channels")
-    except (ValueError, TypeError):
-        return False
-    return True
+def test_tfkd_prune_and_strip_dispatch_to_channels():
+    keras.utils.set_random_seed(0)
+    model = _conv_bn_conv()
+    pruned = tfkd.prune(model, 0.5, structure="channels", schedule="constant", layers=["c2"])
+    channels.update_masks(pruned, step=0)
+    small = tfkd.strip(pruned)
+    assert small.get_layer("c2").filters == 3 and small.get_layer("c1").filters == 8
+    assert tfkd.strip(small) is small
+    with pytest.raises(ValueError, match="takes no policy.*Received: policy='xnnpack'"):
+        tfkd.prune(model, 0.5, structure="channels", policy="xnnpack")
+
+
+def test_saved_pruned_model_keeps_its_masks_and_schedule(tmp_path):
+    keras.utils.set_random_seed(0)
+    pruned = channels.prune_channels(_conv_bn_conv(), 0.5, end_step=40, frequency=4)
+    channels.update_masks(pruned, step=40)
+    path = tmp_path / "pruned.keras"
+    pruned.save(path)
+    loaded = tfkd.load_model(str(path))
+    mask = loaded.get_layer("channel_mask_c1")
+    assert mask.end_step == 40 and mask.frequency == 4
+    np.testing.assert_array_equal(mask.mask.numpy(), pruned.get_layer("channel_mask_c1").mask)
+    assert tfkd.strip(loaded).get_layer("c1").filters == 4
 
 
 def test_excluded_and_unselected_layers_are_untouched():

@@ -150,6 +150,20 @@ def prune_channels(model, target_sparsity=0.5, schedule="polynomial", begin_step
     return cg.rebuild(model, make)
 
 
+def check_channel_options(block_size=None, policy=None, initial_sparsity=0.0):
+    """Raises if `tfkd.prune(structure="channels")` got an option only weight pruning has."""
+    given = {"block_size": block_size, "policy": policy}
+    given = {k: v for k, v in given.items() if v is not None}
+    if initial_sparsity:
+        given["initial_sparsity"] = initial_sparsity
+    if given:
+        listed = ", ".join(f"{k}={v!r}" for k, v in given.items())
+        raise ValueError(
+            f"`structure='channels'` removes whole channels and takes no {', '.join(given)}. "
+            f"Received: {listed}. Drop them, or prune weights with `structure=None`."
+        )
+
+
 def _check_model(model):
     model = check_graph_model("model", model)
     if not model.inputs:
@@ -233,9 +247,11 @@ def strip_channels(model):
 
     Returns:
         A new `tfkd.keras.Model` without `ChannelMask` layers, with fewer filters and units and
-        the same outputs as `model` (up to float rounding).
+        the same outputs as `model` (up to float rounding); `model` itself if it has no masks.
     """
     model = _check_model(model)
+    if not has_channel_masks(model):
+        return model
     graph = cg.analyze(model, mask_class=ChannelMask)
     kept = {}
     for layer, _, inputs, _ in graph.nodes:

@@ -24,6 +24,7 @@ from tfkd.optimize._common import (
     tfmot,
     unwrap,
 )
+from tfkd.optimize.channels import check_channel_options, prune_channels, strip_channels
 
 # Set on schedules whose end step is derived by the first fit; read by the callbacks module.
 AUTO_END_STEP = "_tfkd_auto_end_step"
@@ -96,6 +97,10 @@ def prune(
 
 def _prune(model, target_sparsity, schedule, begin_step, end_step, frequency, structure,
            block_size, policy, layers, initial_sparsity=0.0):
+    if structure == "channels":  # whole filters and units, cut out by strip
+        check_channel_options(block_size, policy, initial_sparsity)
+        return prune_channels(model, target_sparsity, schedule, begin_step, end_step, frequency,
+                              layers)
     model = check_graph_model("model", model)
     _check_not_pruned(model)
     begin_step = check_int("begin_step", begin_step, minimum=0)
@@ -309,7 +314,7 @@ def strip(model):
         model = api.sparsity.keras.strip_pruning(model)
     if any(isinstance(layer, cluster_wrapper_class()) for layer in iter_layers(model)):
         model = api.clustering.keras.strip_clustering(model)
-    return model
+    return strip_channels(model)
 
 
 @dataclasses.dataclass
