@@ -13,7 +13,7 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-__all__ = ["keras", "tf", "is_keras3_model", "is_keras_model"]
+__all__ = ["keras", "tf", "is_keras3_model", "is_keras_model", "import_keras3"]
 
 
 def is_keras3_model(obj):
@@ -27,3 +27,25 @@ def is_keras3_model(obj):
 def is_keras_model(obj):
     """Whether `obj` is a tf_keras model, the kind tfkd trains."""
     return isinstance(obj, keras.Model)
+
+
+def import_keras3():
+    """Keras 3 (`import keras`), imported on demand: only to read what users made with it.
+
+    tfkd trains tf_keras models; Keras 3 is needed only to load a file Keras 3 saved (which
+    `tfkd.load_model` then converts) and to read Keras 3 objects passed to tfkd.
+
+    Returns:
+        The `keras` module (Keras 3).
+
+    Raises:
+        ImportError: If Keras 3 is not installed (`pip install keras`).
+    """
+    try:
+        import keras as keras3
+    except ImportError as error:
+        raise ImportError(
+            "Reading a Keras 3 file or object needs Keras 3, which is not installed. "
+            "Install it with `pip install keras` (it comes with TensorFlow)."
+        ) from error
+    return keras3

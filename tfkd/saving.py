@@ -4,6 +4,7 @@ import contextlib
 import os
 
 from tfkd._keras import keras
+from tfkd.keras3.files import is_keras3_file, load_keras3_file
 
 
 def load_model(path, compile=True):  # noqa: A002 (mirrors keras.models.load_model)
@@ -12,6 +13,10 @@ def load_model(path, compile=True):  # noqa: A002 (mirrors keras.models.load_mod
     TF-MOT's pruning, quantization and clustering wrappers (and their schedules, quantizers and
     schemes) and tfkd's registered objects (losses, ...) are in scope while loading, so pruned,
     clustered and QAT models load as they were saved.
+
+    A file saved by Keras 3 (`import keras`, the default Keras today) is loaded with Keras 3 and
+    converted with `tfkd.from_keras3` to a tf_keras model with the same weights, with one warning
+    saying so; it comes back uncompiled.
 
     Args:
         path: A `.keras` or `.h5` file, or a SavedModel folder, written by `model.save(path)`.
@@ -22,6 +27,8 @@ def load_model(path, compile=True):  # noqa: A002 (mirrors keras.models.load_mod
 
     Raises:
         FileNotFoundError: If `path` does not exist.
+        ValueError: If a Keras 3 file cannot be loaded by Keras 3, or holds a layer tfkd cannot
+            convert (the message names it).
 
     Example:
     >>> pruned.save("pruned.keras")
@@ -33,6 +40,8 @@ def load_model(path, compile=True):  # noqa: A002 (mirrors keras.models.load_mod
             f"No saved model at this path. Received: path={path!r}. Pass a `.keras` or `.h5` file, "
             "or a SavedModel folder written by `model.save(path)`."
         )
+    if is_keras3_file(path):
+        return load_keras3_file(path)
     with load_scope():
         return keras.models.load_model(path, compile=compile)
 
@@ -44,7 +53,8 @@ def load_scope():
 
     import tfkd.losses  # noqa: F401 (registers tfkd's serializable objects)
     import tfkd.optimize.quantize_configs  # noqa: F401 (registers configs of converted layers)
-    from tfkd.optimize._common import (
+    import tfkd.optimize.schedules  # noqa: F401 (registers tfkd's pruning schedules)
+    from tfkd.optimize.wrappers import (
         cluster_wrapper_class,
         prune_wrapper_class,
         structured_prune_wrapper_class,
