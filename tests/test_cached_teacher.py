@@ -52,8 +52,11 @@ def test_cached_and_live_teacher_give_the_same_loss_at_learning_rate_zero(
 def test_dataset_keeps_outputs_with_their_samples_through_shuffling(cached, teacher, tiny_data):
     x, y = tiny_data
     dataset = cached.dataset(x, y)
-    assert len(dataset.element_spec) == 3 and dataset.element_spec[0].shape == (8, 8, 1)
-    for bx, by, bt in dataset.shuffle(64, seed=0).batch(20).take(2):
+    inputs_spec, labels_spec = dataset.element_spec  # Keras's (x, y): outputs travel by name in x
+    assert set(inputs_spec) == {"x", "teacher_outputs"} and inputs_spec["x"].shape == (8, 8, 1)
+    assert labels_spec.shape == ()
+    for inputs, by in dataset.shuffle(64, seed=0).batch(20).take(2):
+        bx, bt = inputs["x"], inputs["teacher_outputs"]
         np.testing.assert_allclose(bt.numpy(), teacher(bx).numpy(), atol=1e-5)
         rows = [int(np.flatnonzero((x == row).all(axis=(1, 2, 3)))[0]) for row in bx.numpy()]
         np.testing.assert_array_equal(by.numpy(), y[rows])
@@ -81,26 +84,75 @@ def test_top_k_cuts_memory_and_trains(teacher, tiny_data):
     assert np.isfinite(history.history["distillation_loss"][0])
 
 
-def test_attach_with_sample_weights_and_evaluate_without_teacher_outputs(cached, tiny_data):
+def test_attach_with_sample_weights_trains_like_a_live_teacher(cached, teacher, tiny_data):
     x, y = tiny_data
     weights = np.linspace(0.0, 1.0, 64).astype("float32")
     source = tf.data.Dataset.from_tensor_slices((x, y, weights))
     attached = cached.attach(source)
-    assert len(attached.element_spec) == 4
+    assert len(attached.element_spec) == 3  # (x with the outputs, y, sample_weight)
     first = next(iter(attached))
-    np.testing.assert_allclose(first[2].numpy(), cached.logits()[0])
-    assert float(first[3]) == 0.0
-    distiller = _distiller(cached, lr=0.01)
-    history = distiller.fit(attached.batch(16), epochs=1, verbose=0)
-    assert {"loss", "student_loss", "distillation_loss", "accuracy"} <= set(history.history)
-    # Data without the teacher's outputs: the student's loss and metrics, no distillation term.
-    logs = distiller.evaluate(x, y, verbose=0, return_dict=True)
-    assert logs["distillation_loss"] == 0.0
-    student = distiller.student
-    student.compile(loss=_loss(), metrics=["accuracy"])
-    alone = student.evaluate(x, y, verbose=0, return_dict=True)
-    np.testing.assert_allclose(logs["student_loss"], alone["loss"], rtol=1e-5)
-    np.testing.assert_allclose(logs["accuracy"], alone["accuracy"])
+    np.testing.assert_allclose(first[0]["teacher_outputs"].numpy(), cached.logits()[0])
+    assert float(first[2]) == 0.0
+    history = _distiller(cached, lr=0.0).fit(attached.batch(16), epochs=1, verbose=0)
+    live = _distiller(teacher, lr=0.0).fit(
+        x, y, sample_weight=weights, batch_size=16, shuffle=False, epochs=1, verbose=0
+    )
+    for key in ("loss", "student_loss", "distillation_loss", "accuracy"):
+        np.testing.assert_allclose(history.history[key], live.history[key], rtol=1e-5)
+
+
+@pytest.mark.parametrize("batch_size", [10, 16])  # 10: batch size == number of classes
+def test_sample_weights_in_evaluate_and_validation_match_a_live_teacher(
+    cached, teacher, tiny_data, batch_size
+):
+    """`evaluate(x, y, sample_weight=w)` and `validation_data=(x, y, w)` read `w` as weights,
+    never as teacher outputs, with a cached teacher exactly as with a live one."""
+    x, y = tiny_data
+    weights = np.linspace(0.0, 2.0, 64).astype("float32")
+    kwargs = {"sample_weight": weights, "batch_size": batch_size, "verbose": 0}
+    from_cache = _distiller(cached).evaluate(x, y, return_dict=True, **kwargs)
+    live = _distiller(teacher).evaluate(x, y, return_dict=True, **kwargs)
+    assert from_cache == pytest.approx(live, rel=1e-5)
+
+    validation = {"validation_data": (x, y, weights), "validation_batch_size": batch_size}
+    from_cache = _distiller(cached).fit(
+        cached.dataset(x, y).batch(16), epochs=1, verbose=0, **validation
+    )
+    live = _distiller(teacher).fit(x, y, batch_size=16, epochs=1, verbose=0, **validation)
+    for key in ("val_loss", "val_student_loss", "val_distillation_loss", "val_accuracy"):
+        np.testing.assert_allclose(from_cache.history[key], live.history[key], rtol=1e-5)
+
+
+def test_val_loss_is_the_training_objective(cached, tiny_data):
+    """On the training data at learning rate 0, `val_loss` is `loss`: the same weighted sum of the
+    student's and the distillation loss (not the student's term alone)."""
+    x, y = tiny_data
+    history = _distiller(cached).fit(
+        cached.dataset(x, y).batch(64), validation_data=(x, y), epochs=1, verbose=0
+    ).history
+    for key in ("loss", "student_loss", "distillation_loss"):
+        np.testing.assert_allclose(history[f"val_{key}"], history[key], rtol=1e-5)
+    assert history["distillation_loss"][0] > 0.0
+
+
+def test_a_loaded_cache_evaluates_with_the_teacher_given_or_refuses(cached, teacher, tiny_data,
+                                                                    tmp_path):
+    x, y = tiny_data
+    path = cached.save(tmp_path / "cache.npz")
+    without = _distiller(tfkd.CachedTeacher.load(path))
+    with pytest.raises(ValueError, match=r"CachedTeacher.load\(path, teacher=teacher\)"):
+        without.evaluate(x, y, verbose=0)
+    with pytest.raises(ValueError, match="teacher=teacher"):
+        without.fit(cached.dataset(x, y).batch(16), validation_data=(x, y), epochs=1, verbose=0)
+    assert without.evaluate(cached.dataset(x, y).batch(16), verbose=0)  # outputs carried: fine
+    with_teacher = _distiller(tfkd.CachedTeacher.load(path, teacher=teacher))
+    logs = with_teacher.evaluate(x, y, verbose=0, return_dict=True)
+    live = _distiller(teacher).evaluate(x, y, verbose=0, return_dict=True)
+    assert logs == pytest.approx(live, rel=1e-5)
+    np.testing.assert_allclose(
+        with_teacher.predict(cached.dataset(x, y).batch(16), verbose=0),
+        with_teacher.student.predict(x, verbose=0),
+    )
 
 
 def test_a_cache_built_from_a_dataset_matches_the_same_arrays(teacher, tiny_data):
@@ -166,8 +218,11 @@ def test_distiller_with_a_cache_rejects_data_and_losses_it_cannot_serve(cached, 
     with pytest.raises(ValueError, match="element_spec"):
         distiller.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(8), epochs=1, verbose=0)
     weighted = tf.data.Dataset.from_tensor_slices((x, y, np.ones(64, "float32"))).batch(8)
-    with pytest.raises(ValueError, match=r"third element .* teacher outputs, of shape \(10,\)"):
+    with pytest.raises(ValueError, match=r"cached.dataset\(x, y\)"):
         distiller.fit(weighted, epochs=1, verbose=0)
+    wrong = {"x": x, "teacher_outputs": np.ones((64, 3), "float32")}
+    with pytest.raises(ValueError, match=r"teacher outputs, of shape \(10,\)"):
+        distiller.fit(tf.data.Dataset.from_tensor_slices((wrong, y)).batch(8), epochs=1, verbose=0)
     top2 = tfkd.cache_teacher_outputs(build_tiny_teacher(), x, top_k=2, verbose=0)
     with pytest.raises(ValueError, match="top_k_values"):
         distiller.fit(top2.dataset(x, y).batch(8), epochs=1, verbose=0)

@@ -11,6 +11,7 @@ from tfkd.losses.base import (
     weighted,
 )
 from tfkd.losses.response import LogitsDistillation
+from tfkd.schemes.cached import CachedTeacher, split_teacher_outputs
 
 _OUTPUTS = None  # the key under which a model's outputs are read (a layer name reads that layer)
 
@@ -31,13 +32,18 @@ class Distiller(keras.Model):
     The teacher is frozen, called with `training=False` and run outside the gradient tape: only the
     student (and any adapter a loss owns) gets gradients. `fit` and `evaluate` log `loss`,
     `student_loss`, `distillation_loss` and the compiled metrics on the student's outputs; `predict`
-    returns the student's outputs. Losses are averaged over the global batch, so any `tf.distribute`
-    strategy gives the single-device loss.
+    returns the student's outputs. `loss` is the whole objective above on every data set:
+    `val_loss` (and `evaluate`'s `loss`) is that weighted sum on the validation data, teacher
+    included (a cached teacher runs its live model on data without stored outputs), so
+    `EarlyStopping` and `ModelCheckpoint` compare like with like; `val_student_loss` is the
+    student's loss on the labels alone. Losses are averaged over the global batch, so any
+    `tf.distribute` strategy gives the single-device loss.
 
     Args:
         teacher: The trained teacher, a `tfkd.keras.Model` (or a list of models, averaged as an
             ensemble), a `tfkd.CachedTeacher` (its stored outputs: train on batches of
-            `cached.dataset(x, y)`, `(x, y, teacher_outputs[, sample_weight])`), or a
+            `cached.dataset(x, y)`, `({"x": x, "teacher_outputs": outputs}, y[, sample_weight])`),
+            or a
             `tfkd.EMATeacher(student)` (updated after every optimizer step).
         student: The model to train, a `tfkd.keras.Model`.
         distillation_losses: A `tfkd.losses.DistillationLoss` or a list of them (Keras 3 idiom).
@@ -236,23 +242,22 @@ class Distiller(keras.Model):
 
     def test_step(self, data):
         x, y, sample_weight, cached = self._unpack(data)
-        # A cached teacher evaluated on data without its outputs: the student's loss alone.
-        no_outputs = getattr(self.teacher, "_is_cached_teacher", False) and cached is None
-        teacher_values = None if no_outputs else self._read_teacher(x, cached)
+        teacher_values = self._read_teacher(x, cached)
         student_values = self._read_student(x, training=False)
         losses = self._compute_losses(y, teacher_values, student_values, sample_weight)
         return self._update_metrics(y, student_values[_OUTPUTS], sample_weight, losses)
 
     def predict_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x = self._unpack(data)[0]
         return self.student(x, training=False)
 
     def _unpack(self, data):
         """`(x, y, sample_weight, cached teacher outputs or None)` from one batch."""
-        if getattr(self.teacher, "_is_cached_teacher", False) and isinstance(data, (tuple, list)):
-            if len(data) >= 3:  # (x, y, teacher_outputs[, sample_weight]) from `cached.dataset`
-                return data[0], data[1], (data[3] if len(data) > 3 else None), data[2]
-        return (*keras.utils.unpack_x_y_sample_weight(data), None)
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        cached = None
+        if isinstance(self.teacher, CachedTeacher):  # x = {"x": ..., "teacher_outputs": ...}
+            x, cached = split_teacher_outputs(x)
+        return x, y, sample_weight, cached
 
     def _read_teacher(self, x, cached=None):
         if cached is not None:
@@ -276,8 +281,6 @@ class Distiller(keras.Model):
         distill_loss = tf.zeros([batch], tf.float32)
         weights = self.distillation_loss_weights
         for loss, weight in zip(self.distillation_losses, weights, strict=True):
-            if teacher_values is None:
-                break
             value = loss.compute(
                 _pick(teacher_values, self._teacher_keys, loss, side=0),
                 _pick(student_values, self._student_keys, loss, side=1),
@@ -311,7 +314,12 @@ class Distiller(keras.Model):
         the user adding callbacks.
         """
         _check_has_labels(x, y, self.student_loss_fn)
-        _check_cached_data(self.teacher, x)
+        if isinstance(self.teacher, CachedTeacher):
+            self.teacher.check_training_data(x)
+            validation = kwargs.get("validation_data")
+            validation = validation[0] if isinstance(validation, (tuple, list)) else validation
+            if validation is not None:
+                self.teacher.check_evaluation_data(validation, "validation_data")
         from tfkd.optimize.callbacks import training_callbacks
 
         if isinstance(callbacks, keras.callbacks.Callback):
@@ -322,6 +330,8 @@ class Distiller(keras.Model):
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """Keras `evaluate`, checking for the labels the student's loss needs."""
         _check_has_labels(x, y, self.student_loss_fn, method="evaluate")
+        if isinstance(self.teacher, CachedTeacher):
+            self.teacher.check_evaluation_data(x)
         return super().evaluate(x, y, *args, **kwargs)
 
     def get_config(self):
@@ -345,8 +355,8 @@ def _resolve_teacher(teacher, losses=None):
         from tfkd.losses.virtual_teacher import NoTeacher  # e.g. TeacherFreeKD: no teacher to run
 
         return NoTeacher()
-    if getattr(teacher, "_is_cached_teacher", False):
-        return teacher  # tfkd.CachedTeacher: outputs read from the data (see `_unpack`)
+    if isinstance(teacher, CachedTeacher):
+        return teacher  # outputs read from the data (see `_unpack`), else from `teacher.teacher`
     if isinstance(teacher, (list, tuple)):
         from tfkd.schemes.ensemble import Ensemble
 
@@ -445,9 +455,11 @@ def _pick(values, keys, loss, side):
 
 def _build_reader(role, model, keys):
     """A callable returning the model's outputs followed by the named layers' outputs."""
+    if isinstance(model, CachedTeacher) and keys == [_OUTPUTS]:
+        return model.teacher  # the live model for data without stored outputs (or None)
     if keys == [_OUTPUTS]:
         return model
-    if getattr(model, "_is_cached_teacher", False):
+    if isinstance(model, CachedTeacher):
         raise ValueError(
             "A cached teacher stores only its outputs, so losses cannot read its layers "
             f"{keys[1:]}. "
@@ -532,21 +544,6 @@ def _check_has_labels(x, y, student_loss_fn, method="fit"):
         f"x of type {type(x).__name__}. Pass `{method}(x, y)`, or a dataset of `(x, y)` pairs; "
         "to train on the teacher alone, construct the Distiller with `student_loss_weight=0` and "
         "compile without a student loss."
-    )
-
-
-def _check_cached_data(teacher, x):
-    if not getattr(teacher, "_is_cached_teacher", False):
-        return
-    spec = x.element_spec if isinstance(x, tf.data.Dataset) else None
-    if isinstance(spec, tuple) and len(spec) >= 3:
-        teacher.check_element_spec(spec[2])  # e.g. not sample weights in third place
-        return
-    raise ValueError(
-        "A Distiller with a cached teacher trains on data carrying the teacher's outputs: a "
-        f"dataset of `(x, y, teacher_outputs)`. Received: x of type {type(x).__name__}"
-        f"{f' with element_spec={spec!r}' if spec is not None else ''}. Pass "
-        "`cached.dataset(x, y).shuffle(n).batch(32)` (or `cached.attach(dataset)`)."
     )
 
 

@@ -19,14 +19,45 @@ from tfkd.keras3 import check_model
 
 _FORMAT = 1
 
+# A batch's `x` with a cached teacher: `{INPUTS: x, TEACHER_OUTPUTS: outputs}`. Keras's own
+# `(x, y, sample_weight)` convention is untouched, so the outputs can never be read as weights.
+INPUTS = "x"
+TEACHER_OUTPUTS = "teacher_outputs"
+
+
+def with_teacher_outputs(x, outputs):
+    """The named structure carrying the teacher's outputs beside the inputs `x`."""
+    return {INPUTS: x, TEACHER_OUTPUTS: outputs}
+
+
+def split_teacher_outputs(x):
+    """`(inputs, teacher outputs)` of a batch's `x`, or `(x, None)` when it carries none."""
+    if isinstance(x, dict) and set(x) == {INPUTS, TEACHER_OUTPUTS}:
+        return x[INPUTS], x[TEACHER_OUTPUTS]
+    return x, None
+
+
+def carries_teacher_outputs(x):
+    """Whether `fit`/`evaluate`'s `x` (arrays, a dict or a `tf.data.Dataset`) holds the outputs."""
+    return _outputs_spec(x) is not None
+
+
+def _outputs_spec(x):
+    """The teacher outputs' spec (or arrays) that `x` carries, else `None`."""
+    if isinstance(x, tf.data.Dataset):
+        spec = x.element_spec
+        x = spec[0] if isinstance(spec, tuple) else spec
+    return split_teacher_outputs(x)[1]
+
 
 class CachedTeacher:
     """A teacher's outputs on a fixed data set, stored once, read back in step with the data.
 
     Made by `tfkd.cache_teacher_outputs`. Pass it as `Distiller(teacher=cached)` and train on
     `cached.dataset(x, y)` (or `cached.attach(dataset)`): an unbatched `tf.data.Dataset` of
-    `(x, y, teacher_outputs)` (plus `sample_weight` as a fourth element when given). Shuffle and
-    batch it as usual: the teacher's outputs travel with their samples, so they stay aligned.
+    `({"x": x, "teacher_outputs": outputs}, y)` (plus `sample_weight` as a third element when
+    given, Keras's own convention). Shuffle and batch it as usual: the teacher's outputs travel
+    with their samples, so they stay aligned.
 
     A cache only fits the data it was built from: `dataset` and `attach` check the number of
     samples and a fingerprint (a hash of `x`, in order) and raise on any mismatch, never
@@ -42,8 +73,11 @@ class CachedTeacher:
     `teacher_outputs` is then a dict (`top_k_values`, `top_k_indices`, `tail`), rebuilt into
     logits inside the training step.
 
-    Evaluating a Distiller with a cached teacher on plain `(x, y)` data (no teacher outputs, e.g.
-    the test set) reports the student's loss and metrics, with `distillation_loss` 0.
+    Data without the teacher's outputs (`evaluate(x_test, y_test)`, `validation_data=(x, y, w)`)
+    is run through `teacher`, the live model the cache was built from, so `loss` and
+    `distillation_loss` mean what they mean in training. A cache loaded from a file knows no live
+    teacher unless given one (`CachedTeacher.load(path, teacher=teacher)`); the Distiller then
+    refuses such data rather than report a different loss.
 
     Attributes:
         num_samples: Number of samples cached.
@@ -52,13 +86,14 @@ class CachedTeacher:
         fingerprint: Hex digest identifying the cached `x`.
         nbytes: Bytes held by the stored outputs.
         name: Name, for messages. Defaults to `"cached_<teacher name>"`.
+        teacher: The live teacher model the outputs came from, or `None` (kept in memory only).
     """
 
-    _is_cached_teacher = True
     trainable = False
 
-    def __init__(self, outputs, fingerprint, top_k=None, name="cached_teacher"):
+    def __init__(self, outputs, fingerprint, top_k=None, name="cached_teacher", teacher=None):
         self._outputs = outputs
+        self.teacher = None if teacher is None else check_model("teacher", teacher)
         self.fingerprint = str(fingerprint)
         self.top_k = top_k
         self.name = name
@@ -107,7 +142,7 @@ class CachedTeacher:
     # ---------------------------------------------------------------------------- the data
 
     def dataset(self, x, y, sample_weight=None):
-        """An unbatched dataset of `(x, y, teacher_outputs)` (and `sample_weight` if given).
+        """An unbatched dataset of `({"x": x, "teacher_outputs": outputs}, y[, sample_weight])`.
 
         Args:
             x: The inputs the cache was built from, in the same order (array or nested arrays).
@@ -128,7 +163,7 @@ class CachedTeacher:
                     f"`{arg}` must have one entry per sample of `x` ({count}). "
                     f"Received: {arg} with {_count(value)} entries."
                 )
-        elements = (x, y, self._stored())
+        elements = (with_teacher_outputs(x, self._stored()), y)
         if sample_weight is not None:
             elements += (sample_weight,)
         return tf.data.Dataset.from_tensor_slices(elements)
@@ -142,7 +177,8 @@ class CachedTeacher:
             verify: Whether to iterate `dataset` once to check its fingerprint. Defaults to `True`.
 
         Returns:
-            An unbatched `tf.data.Dataset` of `(x, y, teacher_outputs[, sample_weight])`.
+            An unbatched `tf.data.Dataset` of `({"x": x, "teacher_outputs": outputs}, y[,
+            sample_weight])`.
 
         Raises:
             TypeError: If `dataset` is not a `tf.data.Dataset` of `(x, y)` tuples.
@@ -173,10 +209,28 @@ class CachedTeacher:
             self._check_data(cardinality, None, dataset=True)
         outputs = tf.data.Dataset.from_tensor_slices(self._stored())
         zipped = tf.data.Dataset.zip((dataset, outputs))
-        return zipped.map(lambda e, t: (e[0], e[1], t) + tuple(e[2:]))
+        return zipped.map(lambda e, t: (with_teacher_outputs(e[0], t),) + tuple(e[1:]))
 
-    def check_element_spec(self, spec):
-        """Raises unless `spec`, the third element of a batched dataset, holds these outputs."""
+    def check_training_data(self, x):
+        """Raises unless `fit`'s `x` carries these teacher outputs (batched, of the right shape).
+
+        Args:
+            x: What `fit` received: a batched `tf.data.Dataset` of `cached.dataset(x, y)`, or
+                the dict `{"x": x, "teacher_outputs": outputs}` of arrays.
+
+        Raises:
+            ValueError: If `x` carries no teacher outputs, or outputs of another shape.
+        """
+        spec = _outputs_spec(x)
+        if spec is None:
+            element_spec = getattr(x, "element_spec", None)
+            raise ValueError(
+                "A Distiller with a cached teacher trains on data carrying the teacher's outputs: "
+                "batches of `cached.dataset(x, y)`, `({'x': x, 'teacher_outputs': outputs}, y)`. "
+                f"Received: x of type {type(x).__name__}"
+                f"{f' with element_spec={element_spec!r}' if element_spec is not None else ''}. "
+                "Pass `cached.dataset(x, y).shuffle(n).batch(32)` (or `cached.attach(dataset)`)."
+            )
         expected = tf.nest.map_structure(lambda a: tuple(a.shape[1:]), self._stored())
         try:
             received = tf.nest.map_structure(lambda s: tuple(s.shape[1:]), spec)
@@ -186,10 +240,27 @@ class CachedTeacher:
             matches = False
         if not matches:
             raise ValueError(
-                "The third element of each batch must be this cache's teacher outputs, of shape "
-                f"{expected} per sample. Received: element_spec[2]={spec!r}. Train on batches of "
-                "`cached.dataset(x, y)` or `cached.attach(dataset)` (sample weights go fourth)."
+                "The batches must carry this cache's teacher outputs, of shape "
+                f"{expected} per sample. Received: teacher_outputs={spec!r}. Train on batches of "
+                "`cached.dataset(x, y)` or `cached.attach(dataset)` of this cache."
             )
+
+    def check_evaluation_data(self, x, argument="x"):
+        """Raises if `x` carries no teacher outputs and no live `teacher` can compute them.
+
+        Raises:
+            ValueError: If the loss on `x` cannot be the training objective (see the class).
+        """
+        if self.teacher is not None or carries_teacher_outputs(x):
+            return
+        raise ValueError(
+            "This cached teacher has no live teacher model to compute outputs for data the cache "
+            f"does not hold, so the Distiller's loss on `{argument}` would be another quantity "
+            f"than in training. Received: {argument} without teacher outputs, and a cache loaded "
+            "from a file. Load it with `tfkd.CachedTeacher.load(path, teacher=teacher)`, pass "
+            "data carrying outputs (`cached.dataset(x, y)`), or evaluate the student alone "
+            "(`distiller.student`)."
+        )
 
     def _check_data(self, count, fingerprint, dataset=False):
         what = "`dataset`" if dataset else "`x`"
@@ -234,8 +305,17 @@ class CachedTeacher:
         return path
 
     @classmethod
-    def load(cls, path):
-        """Reads a cache written by `save`."""
+    def load(cls, path, teacher=None):
+        """Reads a cache written by `save`.
+
+        Args:
+            path: The `.npz` file `save` wrote.
+            teacher: The live teacher model, to compute outputs for data the cache does not
+                hold (validation and test data). Defaults to `None`.
+
+        Returns:
+            A `CachedTeacher`.
+        """
         with np.load(os.fspath(path), allow_pickle=False) as data:
             if "meta_format" not in data:
                 raise ValueError(
@@ -248,7 +328,8 @@ class CachedTeacher:
             else:
                 keys = ("top_k_values", "top_k_indices", "tail", "num_classes")
                 outputs = {k: data[k] for k in keys}
-            return cls(outputs, str(data["meta_fingerprint"]), top_k, name=str(data["meta_name"]))
+            name = str(data["meta_name"])
+            return cls(outputs, str(data["meta_fingerprint"]), top_k, name=name, teacher=teacher)
 
     def get_config(self):
         """A description of the cache (JSON-able); the outputs themselves go through `save`."""
@@ -350,7 +431,8 @@ def cache_teacher_outputs(teacher, data, top_k=None, batch_size=256, verbose=1):
     outputs = tf.nest.map_structure(lambda *c: np.concatenate(c, axis=0), *chunks)
     if top_k is not None:
         outputs["num_classes"] = np.array(int(num_classes))
-    return CachedTeacher(outputs, _digest(hashers), top_k, name=f"cached_{teacher.name}")
+    name = f"cached_{teacher.name}"
+    return CachedTeacher(outputs, _digest(hashers), top_k, name=name, teacher=teacher)
 
 
 def _compress(logits, top_k):
