@@ -17,6 +17,7 @@ def demo_teacher():
     return teacher
 
 
+@pytest.mark.slow  # 3 seeds x 4 students x 150 epochs: `make test-slow` runs it
 def test_distillation_claims_hold_over_three_seeds(demo_teacher):
     """The demo's settings (150 epochs, Adam 5e-3, T=8, alpha=0.1): with every label the distilled
     student is at least as accurate as the same student alone for each seed; with 10% of the

@@ -25,8 +25,14 @@ def test_ensemble_outputs_log_of_weighted_mean_probabilities(two_teachers, tiny_
     ensemble = tfkd.Ensemble([a, b], weights=[3, 1])
     expected = np.log(0.75 * _softmax(a.predict(x, verbose=0)) + 0.25 * _softmax(b(x).numpy()))
     np.testing.assert_allclose(ensemble(x).numpy(), expected, atol=1e-5)
-    # Its softmax is the averaged distribution itself.
-    np.testing.assert_allclose(_softmax(ensemble(x).numpy()).sum(-1), 1.0, atol=1e-5)
+    # Its softmax is the averaged distribution itself: what a logit loss takes as soft targets.
+    mean = 0.75 * _softmax(a(x).numpy()) + 0.25 * _softmax(b(x).numpy())
+    np.testing.assert_allclose(_softmax(ensemble(x).numpy()), mean, atol=1e-6)
+    loss = tfkd.losses.LogitsDistillation(temperature=1.0)
+    student = np.zeros_like(mean)  # uniform student: KL(mean || uniform) = sum mean log(10 mean)
+    expected = np.mean(np.sum(mean * np.log(10.0 * mean), axis=-1))
+    value = np.mean(np.asarray(loss(ensemble(x), student)))
+    np.testing.assert_allclose(value, expected, rtol=1e-5)
 
 
 def test_ensemble_logit_average_and_zero_weight(two_teachers, tiny_data):

@@ -2,12 +2,13 @@
 readers the command line uses."""
 
 import json
+import tempfile
 
 import numpy as np
 import pytest
 
 import tfkd
-from tfkd.datafiles import check_input_shape, load_data, load_inputs, load_test_data
+from tfkd.cli.datafiles import check_input_shape, load_data, load_inputs, load_test_data
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +54,27 @@ def test_compress_walks_the_whole_path(trained_teacher, small_digits, tmp_path):
         np.testing.assert_array_equal(before, after)
 
 
-def test_compress_skips_steps_given_false(trained_teacher, small_digits, tmp_path):
+def test_compress_skips_steps_given_false(trained_teacher, small_digits, tmp_path, monkeypatch):
     train, val = small_digits
     student = tfkd.models.build_student()
+    # out_dir=None writes nothing: not in the working directory, and no scratch file survives.
+    scratch, work = tmp_path / "scratch", tmp_path / "work"
+    scratch.mkdir(), work.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.chdir(work)
     report = tfkd.compress(trained_teacher, student, train, val, distill={"epochs": 1},
                            prune=False, quantize=False, export=False, verbose=0)
     assert [s["name"] for s in report.stages] == ["teacher", "distilled"]
-    assert list(tmp_path.iterdir()) == []  # out_dir=None writes nothing
+    left = [p.name for p in scratch.iterdir() if not p.name.startswith("__autograph_generated")]
+    assert list(work.iterdir()) == [] and left == []  # (TensorFlow's own traced code aside)
+    # With out_dir, the stages that ran write their model and the report, nothing else.
+    out = tmp_path / "out"
+    tfkd.compress(trained_teacher, tfkd.models.build_student(), train, val,
+                  distill={"epochs": 1}, prune=False, quantize=False, export=False,
+                  out_dir=out, verbose=0)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "distilled.keras", "report.json", "report.md", "report.png"
+    ]
     # An existing report keeps its stages; the teacher is not added twice.
     again = tfkd.compress(trained_teacher, student, train, val, distill=False, prune=False,
                           quantize=False, export=False, report=report, verbose=0)

@@ -32,7 +32,14 @@ def test_born_again_trains_fresh_generations_each_from_the_last(make_teacher, ti
     assert {"accuracy", "loss", "student_loss", "distillation_loss"} <= set(result.scores[0])
     assert "val_accuracy" in result.histories[0].history
     assert all(m.trainable for m in result.models)
-    assert result.best("accuracy") in result.models
+    accuracies = [s["accuracy"] for s in result.scores]
+    assert result.best("accuracy") is result.models[int(np.argmax(accuracies))]
+    losses = [s["loss"] for s in result.scores]
+    assert result.best("loss", mode="min") is result.models[int(np.argmin(losses))]
+    with pytest.raises(ValueError, match="Received: metric='f1'"):
+        result.best("f1")
+    with pytest.raises(ValueError, match="Received: mode='lowest'"):
+        result.best("loss", mode="lowest")
     for old, new in zip(before, teacher.get_weights(), strict=True):
         np.testing.assert_array_equal(old, new)
     # Generation 2 is scored on the validation data against generation 1.

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 
 from tfkd._keras import keras, tf
-from tfkd._validation import check_int
+from tfkd._validation import check_choice, check_int
 
 
 @dataclass
@@ -27,7 +27,7 @@ class BornAgainResult:
         if not self.scores or metric not in self.scores[0]:
             known = sorted(self.scores[0]) if self.scores else []
             raise ValueError(f"`metric` must be one of {known}. Received: metric={metric!r}.")
-        pick = max if mode == "max" else min
+        pick = max if check_choice("mode", mode, ("max", "min")) == "max" else min
         index = pick(range(len(self.scores)), key=lambda i: self.scores[i][metric])
         return self.models[index]
 
