@@ -67,9 +67,26 @@ def qat_cnn():
 
 
 @functools.lru_cache(maxsize=None)
+def structured_cnn():
+    """The trained CNN pruned by `tfkd.prune(structure="2:4")`, still in tfkd's wrapper."""
+    model = tfkd.prune(trained_cnn(), structure="2:4", schedule="constant")
+    return _fit(model, epochs=1, callbacks=tfkd.callbacks())
+
+
+@functools.lru_cache(maxsize=None)
+def clustered_cnn():
+    """The trained CNN clustered to 4 values per kernel by `tfkd.cluster`, still wrapped."""
+    return _fit(tfkd.cluster(trained_cnn(), n_clusters=4, layers=["hidden", "logits"]), epochs=1)
+
+
+_MODELS = {"cnn": trained_cnn, "pruned": pruned_cnn, "qat": qat_cnn, "structured": structured_cnn,
+           "clustered": clustered_cnn}
+
+
+@functools.lru_cache(maxsize=None)
 def tflite(mode, which="cnn"):
-    """The `.tflite` bytes of `which` ("cnn", "pruned", "qat") in quantization `mode`."""
-    model = {"cnn": trained_cnn, "pruned": pruned_cnn, "qat": qat_cnn}[which]()
+    """The `.tflite` bytes of `which` (a key of `_MODELS`) in quantization `mode`."""
+    model = _MODELS[which]()
     (x_train, _), _ = digits()
     data = None if which == "qat" else x_train[:N_CALIBRATION]
     return tfkd.export.to_tflite(model, quantization=mode, representative_data=data)

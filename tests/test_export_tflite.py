@@ -162,3 +162,33 @@ def test_written_file_has_the_usual_permissions(tmp_path):
     path = tmp_path / "model.tflite"
     tfkd.export.to_tflite(build_cnn(), path)
     assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0o600
+
+
+# ------------------------------------------- tfkd's own wrappers: prune(structure=), cluster
+
+
+_STATEFUL_OPS = {"VAR_HANDLE", "ASSIGN_VARIABLE", "READ_VARIABLE", "CALL_ONCE"}
+
+
+@pytest.mark.parametrize("which", ["structured", "clustered"])
+def test_tfkd_wrapped_models_export_stripped(which):
+    from _export_cases import _MODELS
+
+    wrapped = _MODELS[which]()
+    data = tflite("float32", which)
+    assert _STATEFUL_OPS.isdisjoint(tfkd.profile(data).ops)
+    stripped = tfkd.export.to_tflite(tfkd.strip(wrapped), quantization="float32")
+    assert len(data) == len(stripped)  # the size of the stripped model, not twice it
+    assert tfkd.profile(data).params == trained_cnn().count_params()
+    _, (x_test, _) = digits()
+    np.testing.assert_allclose(tfkd.TFLiteModel(data).predict(x_test),
+                               wrapped.predict(x_test, verbose=0), atol=1e-4)
+
+
+@pytest.mark.parametrize("which", ["structured", "clustered"])
+def test_tfkd_wrapped_models_export_int8(which):
+    from _export_cases import _MODELS
+
+    data = tflite("int8", which)
+    assert tfkd.profile(data).all_int8
+    assert _agreement(data, _MODELS[which]()) >= 0.9

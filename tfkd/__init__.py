@@ -20,10 +20,10 @@ from tfkd.optimize.iterative import iterative_prune as iterative_prune
 from tfkd.optimize.pruning import SparsityReport as SparsityReport
 from tfkd.optimize.pruning import prune as prune
 from tfkd.optimize.pruning import sparsity as sparsity
-from tfkd.optimize.pruning import strip as strip
 from tfkd.optimize.quantization import quantize as quantize
 from tfkd.optimize.sensitivity import SensitivityResult as SensitivityResult
 from tfkd.optimize.sensitivity import sensitivity as sensitivity
+from tfkd.optimize.wrappers import strip as strip
 from tfkd.pipeline import DistillConfig as DistillConfig
 from tfkd.pipeline import ExportConfig as ExportConfig
 from tfkd.pipeline import PruneConfig as PruneConfig

@@ -4,6 +4,7 @@ import numpy as np
 
 from tfkd._keras import keras, tf
 from tfkd.keras3 import check_model
+from tfkd.optimize.wrappers import is_cluster_wrapper, is_quantize_wrapper, unwrap
 
 _KERNEL_NAMES = ("kernel", "depthwise_kernel", "pointwise_kernel", "embeddings")
 
@@ -15,10 +16,16 @@ def tfmot():
     return module
 
 
+def is_graph_model(model):
+    """Whether `model` is a Sequential or Functional tf_keras model (its layers can be tapped and
+    cloned), not a subclassed one."""
+    return isinstance(model, keras.Sequential) or getattr(model, "_is_graph_network", False)
+
+
 def check_graph_model(name, model):
     """A Sequential or Functional tf_keras model (what TF-MOT clones); a clear error otherwise."""
     model = check_model(name, model)
-    if isinstance(model, keras.Sequential) or getattr(model, "_is_graph_network", False):
+    if is_graph_model(model):
         return model
     if hasattr(model, "student") and hasattr(model, "teacher"):
         raise ValueError(
@@ -33,29 +40,13 @@ def check_graph_model(name, model):
     )
 
 
-def iter_layers(model):
-    """Every layer of `model`, descending into nested models (the models themselves not listed)."""
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from iter_layers(layer)
-        else:
-            yield layer
-
-
-def unwrap(layer):
-    """The innermost layer under any chain of wrappers (pruning, clustering, quantization)."""
-    while isinstance(layer, keras.layers.Wrapper):
-        layer = layer.layer
-    return layer
-
-
 def kernels(layer):
     """The current values (numpy) of a layer's kernels, the weights pruning and clustering act on.
 
     Reads through wrappers: a clustering wrapper gives its clustered values, a QAT wrapper the float
     kernel it quantizes, a pruning wrapper the kernel itself.
     """
-    if isinstance(layer, cluster_wrapper_class()) and layer.built:
+    if is_cluster_wrapper(layer) and layer.built:
         # What the next forward pass (and `strip`) computes: pruned zeros re-zeroed, indices fresh.
         layer.update_clustered_weights_associations()
         return [
@@ -63,7 +54,7 @@ def kernels(layer):
             for name in layer.original_clusterable_weights
         ]
     variables = unwrap(layer).weights
-    if getattr(layer, "_weight_vars", None):  # a QAT wrapper: the layer's kernel is replaced
+    if is_quantize_wrapper(layer) and layer._weight_vars:  # kernel replaced by the wrapper's
         variables = [weight for weight, _, _ in layer._weight_vars]
     return [
         np.asarray(v.numpy())
@@ -147,20 +138,6 @@ def clone_with(model, transform):
     return clone
 
 
-def prune_wrapper_class():
-    """TF-MOT's `PruneLowMagnitude` (not exported by its public API)."""
-    from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
-
-    return pruning_wrapper.PruneLowMagnitude
-
-
-def cluster_wrapper_class():
-    """TF-MOT's `ClusterWeights` (not exported by its public API)."""
-    from tensorflow_model_optimization.python.core.clustering.keras import cluster_wrapper
-
-    return cluster_wrapper.ClusterWeights
-
-
 def split_data(name, data):
     """`(x, y)` arrays or a batched `tf.data.Dataset` of `(x, y)`: checked, returned as given."""
     from tfkd._keras import tf
@@ -205,27 +182,3 @@ def accuracy(model, data, batch_size=256):
         total += len(labels)
     return correct / total if total else 0.0
 
-
-_STRUCTURED = []
-
-
-def structured_prune_wrapper_class():
-    """`PruneLowMagnitude` that saves its m:n structure (TF-MOT's `get_config` leaves it out).
-
-    Defined on first use (TF-MOT is imported lazily) and registered as
-    `tfkd>StructuredPruneLowMagnitude`, so `tfkd.load_model` restores the structure.
-    """
-    if not _STRUCTURED:
-        base = prune_wrapper_class()
-
-        @keras.utils.register_keras_serializable(package="tfkd")
-        class StructuredPruneLowMagnitude(base):
-            def __init__(self, layer, **kwargs):
-                super().__init__(layer, **kwargs)
-                self._name = f"prune_low_magnitude_{self.layer.name}"  # as TF-MOT names it
-
-            def get_config(self):
-                return {**super().get_config(), "sparsity_m_by_n": self.sparsity_m_by_n}
-
-        _STRUCTURED.append(StructuredPruneLowMagnitude)
-    return _STRUCTURED[0]

@@ -5,17 +5,11 @@
 plus `PruningEndStep`, which derives the end step of schedules made with `end_step=None`.
 """
 
-import sys
-
-from absl import logging
-
 from tfkd._keras import keras
 from tfkd._validation import check_int
 from tfkd.optimize._common import tfmot
 from tfkd.optimize.channels import ChannelPruningStep, channel_callbacks, mask_owners
-
-_MASK_UPDATES = 10  # a derived schedule updates the masks at least this many times
-_TARGET_AT = 2.0 / 3.0  # fraction of the first fit at which a derived schedule reaches its target
+from tfkd.optimize.wrappers import is_pruning_wrapper, wrapped_layers
 
 
 def callbacks(model=None, log_dir=None):
@@ -79,37 +73,36 @@ def _has_pruning(model):
 
 
 def _pruning_wrappers(model):
-    # No model can hold TF-MOT wrappers before TF-MOT is imported: skip its ~3 s import then.
-    if "tensorflow_model_optimization" not in sys.modules:
-        return []
-    from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
-
-    return pruning_wrapper.collect_prunable_layers(model) if isinstance(model, keras.Model) else []
+    return wrapped_layers(model, is_pruning_wrapper) if isinstance(model, keras.Model) else []
 
 
 class PruningEndStep(keras.callbacks.Callback):
-    """Sets the end step of schedules made with `tfkd.prune(..., end_step=None)` when a fit starts.
+    """Derives the end step of schedules of `tfkd.prune(..., end_step=None)` when a fit starts.
 
     The end step is two-thirds of the fit's steps (`epochs * steps`, read from `self.params` in
     `on_train_begin`, before the training function is traced, so the compiled step uses it),
     rounded down to a multiple of the schedule's frequency; the frequency is lowered where needed
-    so that the masks are updated at least 10 times before it. Only the first fit derives steps.
+    so that the masks are updated at least 10 times before it. Only the first fit derives steps:
+    the schedules (`tfkd.optimize.schedules`) keep them, through saving and cloning too.
     """
 
     def on_train_begin(self, logs=None):
-        from tfkd.optimize.pruning import AUTO_END_STEP
+        wrappers = _pruning_wrappers(self.model)
+        if not wrappers:
+            return
+        from tfkd.optimize.schedules import FitDerivedSchedule  # TF-MOT is loaded: wrappers exist
 
         pending = []
-        for layer in _pruning_wrappers(self.model):
+        for layer in wrappers:
             schedule = layer.pruning_schedule
-            if getattr(schedule, AUTO_END_STEP, False) and all(s is not schedule for s in pending):
+            derive = isinstance(schedule, FitDerivedSchedule) and not schedule.is_derived
+            if derive and all(s is not schedule for s in pending):
                 pending.append(schedule)
         if not pending:
             return
         total = _total_steps(self.params)
         for schedule in pending:
-            _set_end_step(schedule, total)
-            delattr(schedule, AUTO_END_STEP)
+            schedule.derive_end_step(total)
 
 
 def _total_steps(params):
@@ -122,23 +115,3 @@ def _total_steps(params):
             "length), or prune with an explicit `end_step=`."
         )
     return check_int("epochs * steps", int(epochs) * int(steps), minimum=1)
-
-
-def _set_end_step(schedule, total_steps):
-    begin = schedule.begin_step
-    is_constant = isinstance(schedule, tfmot().sparsity.keras.ConstantSparsity)
-    target = total_steps if is_constant else int(round(total_steps * _TARGET_AT))
-    span = target - begin
-    if span < 1:
-        raise ValueError(
-            f"The pruning schedule begins at step {begin}, but this fit has only {total_steps} "
-            f"steps (it would reach its target at step {target}). Received: begin_step={begin}. "
-            "Lower `begin_step`, or train for more epochs."
-        )
-    frequency = min(schedule.frequency, max(1, span // _MASK_UPDATES))
-    if frequency != schedule.frequency:
-        logging.info("tfkd: pruning frequency lowered from %d to %d steps for a %d-step fit.",
-                     schedule.frequency, frequency, total_steps)
-    schedule.frequency = frequency
-    if not is_constant:
-        schedule.end_step = begin + frequency * (span // frequency)

@@ -2,14 +2,8 @@
 
 from tfkd._keras import keras
 from tfkd._validation import check_choice, check_int
-from tfkd.optimize._common import (
-    check_graph_model,
-    clone_with,
-    cluster_wrapper_class,
-    iter_layers,
-    select_layers,
-    tfmot,
-)
+from tfkd.optimize._common import check_graph_model, clone_with, select_layers, tfmot
+from tfkd.optimize.wrappers import cluster_wrapper_class, iter_layers, training_wrappers
 
 _INITS = {
     "kmeans++": "KMEANS_PLUS_PLUS",
@@ -88,10 +82,7 @@ def cluster(model, n_clusters=16, init="kmeans++", preserve_sparsity=False, laye
 
 
 def _check_unwrapped(model):
-    from tfkd.optimize._common import prune_wrapper_class
-
-    kinds = (prune_wrapper_class(), cluster_wrapper_class())
-    wrapped = [layer.name for layer in iter_layers(model) if isinstance(layer, kinds)]
+    wrapped = [layer.name for layer in training_wrappers(model)]
     if wrapped:
         raise ValueError(
             f"`model` already holds pruning or clustering wrappers: {wrapped}. Received: "

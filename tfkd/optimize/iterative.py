@@ -7,7 +7,8 @@ from tfkd._keras import keras, tf
 from tfkd._validation import check_int
 from tfkd.optimize._common import accuracy, split_data
 from tfkd.optimize.callbacks import training_callbacks
-from tfkd.optimize.pruning import _check_sparsity, _prune, sparsity, strip
+from tfkd.optimize.pruning import check_sparsity, prune, sparsity
+from tfkd.optimize.wrappers import is_pruning_wrapper, strip, wrapped_layers
 
 
 @dataclasses.dataclass
@@ -93,8 +94,8 @@ def iterative_prune(
     options = _prune_options(prune_kwargs)
     rounds, previous = [], 0.0
     for index, target in enumerate(sparsities, start=1):
-        pruned = _prune(current, target, "polynomial", 0, None, **options,
-                        initial_sparsity=previous)
+        pruned = prune(current, target, "polynomial", 0, None, **options,
+                       initial_sparsity=previous)
         fitted = _rebind(trainer, pruned, optimizer_config, is_distiller)
         _fit(fitted, data, epochs_per_round, batch_size)
         current = strip(pruned)
@@ -136,7 +137,7 @@ def _check_sparsities(sparsities):
             "`sparsities` must be a non-empty list of numbers in (0, 1). "
             f"Received: sparsities={sparsities!r}. E.g. sparsities=[0.5, 0.7, 0.8]."
         )
-    values = [_check_sparsity("sparsities[i]", s) for s in sparsities]
+    values = [check_sparsity("sparsities[i]", s) for s in sparsities]
     if any(b <= a for a, b in itertools.pairwise(values)):
         raise ValueError(
             "`sparsities` must rise from round to round. "
@@ -158,10 +159,7 @@ def _prune_options(kwargs):
 
 
 def _pruned(model):
-    from tfkd.optimize._common import iter_layers, prune_wrapper_class
-
-    return {layer.layer.name for layer in iter_layers(model)
-            if isinstance(layer, prune_wrapper_class())}
+    return {layer.layer.name for layer in wrapped_layers(model, is_pruning_wrapper)}
 
 
 def _rebind(trainer, pruned, optimizer_config, is_distiller):

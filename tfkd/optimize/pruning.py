@@ -1,4 +1,4 @@
-"""Magnitude pruning over TF-MOT: `prune`, `strip`, `sparsity` and `iterative_prune`.
+"""Magnitude pruning over TF-MOT: `prune` and `sparsity` (`strip` lives in `wrappers`).
 
 `prune` wraps layer by layer (TF-MOT's whole-model path refuses layers such as `Rescaling`), so a
 model keeps what cannot be pruned and prunes the rest. With `end_step=None` the schedule's steps are
@@ -15,19 +15,22 @@ from tfkd.optimize._common import (
     check_graph_model,
     check_layer_names,
     clone_with,
-    cluster_wrapper_class,
-    iter_layers,
     kernels,
-    prune_wrapper_class,
     select_layers,
-    structured_prune_wrapper_class,
     tfmot,
-    unwrap,
 )
-from tfkd.optimize.channels import check_channel_options, prune_channels, strip_channels
+from tfkd.optimize.channels import check_channel_options, prune_channels
+from tfkd.optimize.wrappers import (
+    is_pruning_wrapper,
+    iter_layers,
+    prune_wrapper_class,
+    structured_prune_wrapper_class,
+    unwrap,
+    wrapped_layers,
+)
 
-# Set on schedules whose end step is derived by the first fit; read by the callbacks module.
-AUTO_END_STEP = "_tfkd_auto_end_step"
+__all__ = ["prune", "sparsity", "SparsityReport", "check_sparsity", "check_not_pruned",
+           "prunable_layers", "parse_structure"]
 
 
 def prune(
@@ -41,6 +44,7 @@ def prune(
     block_size=None,
     policy=None,
     layers=None,
+    initial_sparsity=0.0,
 ):
     """Returns a copy of `model` whose prunable layers learn to be sparse during training.
 
@@ -54,13 +58,19 @@ def prune(
     epoch. `frequency` (steps between mask updates) is then clamped so that the masks are updated
     at least 10 times before the end step (a short fit gets a smaller frequency), and the end step
     is rounded down to a multiple of the frequency, so that the last update reaches the target.
-    An explicit `end_step` clamps `frequency` to at most `end_step - begin_step`.
+    The schedule keeps this state through `save`, `tfkd.load_model` and `clone_model`
+    (`tfkd.optimize.schedules`). An explicit `end_step` clamps `frequency` to at most
+    `end_step - begin_step`.
+
+    A mixed plan prunes some layers unstructured and others m:n in one call: give
+    `target_sparsity` as a dict whose values are sparsities or `"m:n"` strings, e.g.
+    `{"conv": 0.5, "hidden": "2:4"}` (as TF-MOT's 2:4 guide wraps layers one by one).
 
     Args:
         model: A Sequential or Functional `tfkd.keras.Model`.
         target_sparsity: Fraction of zeros to reach in each kernel, in (0, 1); or a dict
-            `{layer_name: sparsity}` (e.g. from `tfkd.sensitivity(...).suggest()`) pruning only
-            those layers. Defaults to `0.8`.
+            `{layer_name: sparsity or "m:n"}` (e.g. from `tfkd.sensitivity(...).suggest()`)
+            pruning only those layers. Defaults to `0.8`.
         schedule: `"polynomial"` (sparsity rises fast, then levels off at the target), `"constant"`
             (the target from `begin_step` on) or a TF-MOT `PruningSchedule`, used as given.
             Defaults to `"polynomial"`.
@@ -68,14 +78,18 @@ def prune(
         end_step: Step at which the target is reached, or `None` to derive it from the first fit.
             Defaults to `None`.
         frequency: Steps between mask updates (clamped, see above). Defaults to `100`.
-        structure: `"m:n"` structured sparsity (e.g. `"2:4"`: at least m zeros in every n
-            consecutive input weights), or `None`. Defaults to `None`.
-        block_size: `(height, width)` blocks pruned together (rank-2 kernels), or `None`.
-            Defaults to `None`.
+        structure: `"m:n"` structured sparsity for every selected layer (e.g. `"2:4"`: at least m
+            zeros in every n consecutive input weights), `"channels"` (whole filters and units,
+            which `tfkd.strip` then cuts out: see `tfkd.optimize.channels.prune_channels`), or
+            `None`. Defaults to `None`.
+        block_size: `(height, width)` blocks pruned together (rank-2 kernels, unstructured layers),
+            or `None`. Defaults to `None`.
         policy: `"xnnpack"` (TF-MOT's `PruneForLatencyOnXNNPack`: prunes only what XNNPACK's
             sparse kernels speed up), a TF-MOT `PruningPolicy`, or `None`. Defaults to `None`.
         layers: Layer names and/or layer classes to prune, or `None` for every prunable layer.
             Defaults to `None`.
+        initial_sparsity: Sparsity at `begin_step` of a polynomial schedule, in [0, 1) (e.g. the
+            sparsity a previous round reached). Defaults to `0.0`.
 
     Returns:
         A new `tfkd.keras.Model` holding TF-MOT `PruneLowMagnitude` wrappers.
@@ -90,66 +104,72 @@ def prune(
     >>> pruned = tfkd.prune(student, target_sparsity=0.8)
     >>> tfkd.Distiller(teacher=teacher, student=pruned).compile(...).fit(x, y, epochs=6)
     >>> small = tfkd.strip(pruned)
+    >>> mixed = tfkd.prune(student, target_sparsity={"conv": 0.5, "hidden": "2:4"})
     """
-    return _prune(model, target_sparsity, schedule, begin_step, end_step, frequency, structure,
-                  block_size, policy, layers)
-
-
-def _prune(model, target_sparsity, schedule, begin_step, end_step, frequency, structure,
-           block_size, policy, layers, initial_sparsity=0.0):
     if structure == "channels":  # whole filters and units, cut out by strip
         check_channel_options(block_size, policy, initial_sparsity)
         return prune_channels(model, target_sparsity, schedule, begin_step, end_step, frequency,
                               layers)
     model = check_graph_model("model", model)
-    _check_not_pruned(model)
+    check_not_pruned(model)
     begin_step = check_int("begin_step", begin_step, minimum=0)
     if end_step is not None:
         end_step = check_int("end_step", end_step, minimum=begin_step + 1)
     frequency = check_int("frequency", frequency, minimum=1)
     if end_step is not None:
         frequency = min(frequency, end_step - begin_step)
-    params = {
-        "block_size": _check_block_size(block_size),
-        "sparsity_m_by_n": _parse_structure(structure),
-    }
-    if params["sparsity_m_by_n"] and block_size is not None:
+    initial_sparsity = _check_initial_sparsity(initial_sparsity)
+    default_structure = parse_structure("structure", structure)
+    block = _check_block_size(block_size)
+    if default_structure and block_size is not None:
         raise ValueError(
             "`structure` and `block_size` cannot be combined. Received: "
             f"structure={structure!r}, block_size={block_size!r}. Pass one of them."
         )
     policy = _resolve_policy(policy)
-    prunable = _prunable_layers(model, policy)
-    plan = _plan(model, target_sparsity, layers, prunable, schedule)
+    prunable = prunable_layers(model, policy)
+    plan = _plan(model, target_sparsity, layers, prunable, schedule, default_structure)
     if policy is not None:
         policy.ensure_model_supports_pruning(model)
-    schedules = {
-        name: _make_schedule(schedule, sparsity, begin_step, end_step, frequency, initial_sparsity)
-        for name, sparsity in plan.items()
+    wrappers = {
+        name: _wrapper_for(
+            _make_schedule(schedule, sparsity, begin_step, end_step, frequency, initial_sparsity),
+            m_by_n,
+            block,
+        )
+        for name, (sparsity, m_by_n) in plan.items()
     }
-    structured = params["sparsity_m_by_n"] is not None
-    wrapper = structured_prune_wrapper_class() if structured else prune_wrapper_class()
 
     def transform(original, copy):
-        if original.name not in schedules:
-            return copy
-        return wrapper(copy, pruning_schedule=schedules[original.name], **params)
+        make = wrappers.get(original.name)
+        return copy if make is None else make(copy)
 
     return clone_with(model, transform)
 
 
-def _check_not_pruned(model):
+def _wrapper_for(schedule, m_by_n, block):
+    """A function wrapping one layer: tfkd's structured wrapper for m:n, else TF-MOT's."""
+    if m_by_n is not None:
+        wrapper = structured_prune_wrapper_class()
+        return lambda layer: wrapper(layer, pruning_schedule=schedule, sparsity_m_by_n=m_by_n)
     wrapper = prune_wrapper_class()
-    wrapped = [layer.name for layer in iter_layers(model) if isinstance(layer, wrapper)]
+    return lambda layer: wrapper(layer, pruning_schedule=schedule, block_size=block)
+
+
+def check_not_pruned(model):
+    """Raises a `ValueError` naming the fix if `model` already holds pruning wrappers."""
+    wrapped = [layer.name for layer in wrapped_layers(model, is_pruning_wrapper)]
     if wrapped:
         raise ValueError(
             "`model` is already pruned: it holds pruning wrappers "
             f"{wrapped}. Received: model={model.name!r}. Call `tfkd.strip(model)` first, then "
-            "prune the stripped model (or use `tfkd.iterative_prune` for rounds of pruning)."
+            "prune the stripped model (or use `tfkd.iterative_prune` for rounds of pruning). To "
+            "prune some layers unstructured and others m:n, pass one plan in one call: "
+            "`tfkd.prune(model, target_sparsity={'conv': 0.5, 'dense': '2:4'})`."
         )
 
 
-def _prunable_layers(model, policy):
+def prunable_layers(model, policy=None):
     """Layers TF-MOT can prune that hold weights to prune (layers without any are left alone)."""
     registry = tfmot().sparsity.keras.PrunableLayer
     from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import (
@@ -172,8 +192,8 @@ def _has_prunable_weights(registry, layer):
     return bool(registry._weight_names(layer))
 
 
-def _plan(model, target_sparsity, layers, prunable, schedule):
-    """`{layer_name: sparsity}` for every layer to wrap."""
+def _plan(model, target_sparsity, layers, prunable, schedule, default_structure):
+    """`{layer_name: (sparsity, m_by_n or None)}` for every layer to wrap."""
     if not prunable:
         types = sorted({type(layer).__name__ for layer in iter_layers(model)})
         raise ValueError(
@@ -196,21 +216,43 @@ def _plan(model, target_sparsity, layers, prunable, schedule):
             "target_sparsity", list(target_sparsity), {layer.name for layer in prunable}, "prunable"
         )
         return {
-            name: _check_sparsity(f"target_sparsity[{name!r}]", value)
+            name: _plan_entry(f"target_sparsity[{name!r}]", value, default_structure)
             for name, value in target_sparsity.items()
         }
-    if isinstance(schedule, str):
-        target_sparsity = _check_sparsity("target_sparsity", target_sparsity)
+    if isinstance(schedule, str) and default_structure is None:
+        target_sparsity = check_sparsity("target_sparsity", target_sparsity)
     names = select_layers("layers", layers, prunable)
-    return dict.fromkeys(names, target_sparsity)
+    entry = _plan_entry("target_sparsity", target_sparsity, default_structure, check=False)
+    return dict.fromkeys(names, entry)
 
 
-def _check_sparsity(name, value):
+def _plan_entry(name, value, default_structure, check=True):
+    """`(sparsity, m_by_n)` for one layer: a number (unstructured or `structure=`) or "m:n"."""
+    if isinstance(value, str):
+        m_by_n = parse_structure(name, value)
+        return m_by_n[0] / m_by_n[1], m_by_n
+    if default_structure is not None:
+        return default_structure[0] / default_structure[1], default_structure
+    return (check_sparsity(name, value) if check else value), None
+
+
+def check_sparsity(name, value):
+    """`value` as a float strictly between 0 and 1; a `TypeError`/`ValueError` naming `name`."""
     value = check_number(name, value)
     if not 0.0 < value < 1.0:
         raise ValueError(
             f"`{name}` must be strictly between 0 and 1 (the fraction of zeros). "
             f"Received: {name}={value!r}. E.g. 0.8 for 80% zeros."
+        )
+    return value
+
+
+def _check_initial_sparsity(value):
+    value = check_number("initial_sparsity", value)
+    if not 0.0 <= value < 1.0:
+        raise ValueError(
+            "`initial_sparsity` must be in [0, 1) (the sparsity at `begin_step`). "
+            f"Received: initial_sparsity={value!r}. E.g. 0.5 to continue from 50% zeros."
         )
     return value
 
@@ -225,33 +267,33 @@ def _make_schedule(schedule, sparsity, begin_step, end_step, frequency, initial_
             f"Received: schedule={schedule!r}. E.g. "
             "`tfmot.sparsity.keras.PolynomialDecay(0.0, 0.8, begin_step=0, end_step=1000)`."
         )
+    from tfkd.optimize import schedules
+
     if schedule == "constant":
-        made = sparsity_api.ConstantSparsity(
-            sparsity, begin_step, end_step=-1 if end_step is None else end_step, frequency=frequency
-        )
-    else:
-        placeholder = begin_step + frequency if end_step is None else end_step
-        made = sparsity_api.PolynomialDecay(
-            initial_sparsity, sparsity, begin_step, placeholder, frequency=frequency
-        )
+        if end_step is None:
+            return schedules.FitConstantSparsity(sparsity, begin_step, None, frequency)
+        return sparsity_api.ConstantSparsity(sparsity, begin_step, end_step, frequency)
     if end_step is None:
-        setattr(made, AUTO_END_STEP, True)
-    return made
+        return schedules.FitPolynomialDecay(initial_sparsity, sparsity, begin_step, None,
+                                            frequency=frequency)
+    return sparsity_api.PolynomialDecay(initial_sparsity, sparsity, begin_step, end_step,
+                                        frequency=frequency)
 
 
-def _parse_structure(structure):
+def parse_structure(name, structure):
+    """`(m, n)` from an `"m:n"` string, or `None` for `None`; errors name the argument `name`."""
     if structure is None:
         return None
     if not isinstance(structure, str):
         raise TypeError(
-            "`structure` must be a string 'm:n' (e.g. '2:4') or None. "
-            f"Received: structure={structure!r} (of type {type(structure).__name__})."
+            f"`{name}` must be a string 'm:n' (e.g. '2:4') or None. "
+            f"Received: {name}={structure!r} (of type {type(structure).__name__})."
         )
     match = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", structure)
     if not match or not 0 < int(match.group(1)) < int(match.group(2)):
         raise ValueError(
-            "`structure` must be 'm:n' with 0 < m < n: at least m zeros in every n consecutive "
-            f"weights. Received: structure={structure!r}. E.g. structure='2:4'."
+            f"`{name}` must be 'm:n' with 0 < m < n: at least m zeros in every n consecutive "
+            f"weights. Received: {name}={structure!r}. E.g. {name}='2:4'."
         )
     return int(match.group(1)), int(match.group(2))
 
@@ -283,38 +325,7 @@ def _resolve_policy(policy):
     )
 
 
-# ------------------------------------------------------------------------------- strip & sparsity
-
-
-def strip(model):
-    """Returns `model` without its pruning and clustering wrappers, keeping QAT wrappers.
-
-    Pruned kernels keep their zeros (the masks are applied once more before unwrapping) and
-    clustered kernels keep their centroid values. The result shares its other layers with `model`,
-    as TF-MOT's `strip_pruning` does. A model without such wrappers comes back unchanged.
-
-    Args:
-        model: A `tfkd.keras.Model`, pruned and/or clustered.
-
-    Returns:
-        A `tfkd.keras.Model` ready to export or to quantize (e.g. `tfkd.quantize(stripped,
-        preserve="sparsity")`).
-
-    Raises:
-        TypeError: If `model` is not a Keras model.
-    """
-    model = check_graph_model("model", model)
-    api = tfmot()
-    prune_wrapper = prune_wrapper_class()
-    has_pruning = any(isinstance(layer, prune_wrapper) for layer in iter_layers(model))
-    if has_pruning:
-        for layer in iter_layers(model):
-            if isinstance(layer, prune_wrapper) and layer.pruning_obj is not None:
-                layer.pruning_obj.weight_mask_op()
-        model = api.sparsity.keras.strip_pruning(model)
-    if any(isinstance(layer, cluster_wrapper_class()) for layer in iter_layers(model)):
-        model = api.clustering.keras.strip_clustering(model)
-    return strip_channels(model)
+# ------------------------------------------------------------------------------------ sparsity
 
 
 @dataclasses.dataclass

@@ -3,14 +3,8 @@
 import re
 
 from tfkd._validation import check_choice
-from tfkd.optimize._common import (
-    check_graph_model,
-    cluster_wrapper_class,
-    iter_layers,
-    prune_wrapper_class,
-    select_layers,
-    tfmot,
-)
+from tfkd.optimize._common import check_graph_model, select_layers, tfmot
+from tfkd.optimize.wrappers import is_quantization_layer, training_wrappers
 
 _PRESERVE = (None, "sparsity", "clusters")
 
@@ -136,16 +130,14 @@ def _is_input(layer):
 
 
 def _check_no_training_wrappers(model):
-    api = tfmot()
-    kinds = (prune_wrapper_class(), cluster_wrapper_class())
-    wrapped = [layer.name for layer in iter_layers(model) if isinstance(layer, kinds)]
+    wrapped = [layer.name for layer in training_wrappers(model)]
     if wrapped:
         raise ValueError(
             "`model` still holds pruning or clustering wrappers, which QAT cannot wrap: "
             f"{wrapped}. Received: model={model.name!r}. Strip them first and keep their effect: "
             "`tfkd.quantize(tfkd.strip(model), preserve='sparsity')` (or preserve='clusters')."
         )
-    if any(isinstance(layer, api.quantization.keras.QuantizeWrapper) for layer in model.layers):
+    if any(is_quantization_layer(layer) for layer in model.layers):
         raise ValueError(
             "`model` is already quantization-aware (it holds QuantizeWrapper layers). "
             f"Received: model={model.name!r}. Quantize the float model once."

@@ -12,11 +12,10 @@ from tfkd.optimize._common import (
     check_graph_model,
     check_layer_names,
     clone_with,
-    iter_layers,
     split_data,
-    unwrap,
 )
-from tfkd.optimize.pruning import _check_not_pruned, _check_sparsity, _prunable_layers
+from tfkd.optimize.pruning import check_not_pruned, check_sparsity, prunable_layers
+from tfkd.optimize.wrappers import iter_layers, unwrap
 
 _KERNELS = ("kernel", "depthwise_kernel", "pointwise_kernel", "embeddings")
 
@@ -122,14 +121,14 @@ def sensitivity(model, data, sparsities=(0.25, 0.5, 0.75, 0.9), layers=None, ver
     >>> pruned = tfkd.prune(student, target_sparsity=result.suggest(max_accuracy_drop=0.01))
     """
     model = check_graph_model("model", model)
-    _check_not_pruned(model)
+    check_not_pruned(model)
     data = split_data("data", data)
     if not isinstance(sparsities, (list, tuple)) or not sparsities:
         raise TypeError(
             "`sparsities` must be a non-empty list of numbers in (0, 1). "
             f"Received: sparsities={sparsities!r}."
         )
-    sparsities = sorted({_check_sparsity("sparsities[i]", s) for s in sparsities})
+    sparsities = sorted({check_sparsity("sparsities[i]", s) for s in sparsities})
     names = _layer_names(model, layers)
     work = clone_with(model, lambda original, copy: copy)
     by_name = {unwrap(layer).name: layer for layer in iter_layers(work)}
@@ -166,7 +165,7 @@ def _is_kernel(variable):
 
 
 def _layer_names(model, layers):
-    prunable = [layer.name for layer in _prunable_layers(model, None)]
+    prunable = [layer.name for layer in prunable_layers(model)]
     if not prunable:
         types = sorted({type(layer).__name__ for layer in iter_layers(model)})
         raise ValueError(
