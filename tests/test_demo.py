@@ -49,7 +49,7 @@ def test_quick_demo_writes_the_report(tmp_path, capsys):
         if stage["kind"] == "keras" and stage["name"] != "teacher":
             assert stage["train_seconds"] > 0
         if stage["name"].endswith(("tflite", "onnx")):
-            assert stage["bytes"] > 0 and stage["gzip_bytes"] > 0 and stage["latency_ms"] > 0
+            assert stage["bytes"] > 0 and stage["gzip_bytes"] > 0 and stage["latency_us"] > 0
     student = report["stages"][names.index("student")]
     assert student["params"] * 20 <= report["stages"][0]["params"]  # student <= 1/20 teacher
     assert report["stages"][names.index("pruned")]["sparsity"] >= 0.79

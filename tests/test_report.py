@@ -30,12 +30,14 @@ def test_stages_hold_every_key_measured(report):
     assert teacher["accuracy"] == pytest.approx(expected)
     assert teacher["agreement"] == 1.0 and teacher["accuracy_change"] == 0.0
     assert teacher["params"] == 2186 and teacher["train_seconds"] == 1.5
-    assert teacher["latency_ms"] > 0 and teacher["sparsity"] == 0.0
+    assert teacher["latency_us"] > 0 and teacher["sparsity"] == 0.0
+    assert teacher["file"] == "float32 .tflite of the model"
+    assert teacher["bytes"] == len(tflite("float32"))  # measured as a device runs it
     assert int8["kind"] == "tflite" and int8["bytes"] == len(tflite("int8"))
     assert int8["accuracy_change"] == pytest.approx(int8["accuracy"] - teacher["accuracy"])
-    assert 0.9 <= int8["agreement"] <= 1.0 and int8["latency_ms"] > 0
+    assert 0.9 <= int8["agreement"] <= 1.0 and int8["latency_us"] > 0
     assert given["accuracy"] == 0.5 and given["accuracy_change"] == pytest.approx(0.5 - expected)
-    assert given["agreement"] is None and given["latency_ms"] is None
+    assert given["agreement"] is None and given["latency_us"] is None
 
 
 def test_json_round_trip(report, tmp_path):
@@ -56,7 +58,7 @@ def test_reads_the_demo_schema_with_missing_keys(tmp_path):
     ]}))
     report = tfkd.Report.from_json(path)
     distilled = report.stage("distilled")
-    assert distilled["gzip_bytes"] is None and distilled["latency_ms"] is None
+    assert distilled["gzip_bytes"] is None and distilled["latency_us"] is None
     assert distilled["accuracy_change"] == pytest.approx(-0.03)
     assert "| distilled | - | 95.00% | -3.00 pts |" in report.to_markdown()
 
@@ -79,13 +81,37 @@ def test_plot_writes_a_png(report, tmp_path):
     assert os.listdir(tmp_path) == ["report.png"]
 
 
+def test_keras_and_tflite_stages_are_timed_alike(report):
+    """Both latencies come from a .tflite under one interpreter setting: the float32 teacher and
+    its int8 file are within 10x of each other, not the 1,000x a Python call beside an invoke
+    shows."""
+    teacher, int8 = report.stage("teacher"), report.stage("int8-tflite")
+    assert 0.1 < teacher["latency_us"] / int8["latency_us"] < 10
+
+
+def test_plot_labels_do_not_overlap(tmp_path):
+    """Eight stages at nearly the same size and accuracy: every label gets its own box."""
+    from tfkd.report_plot import draw_report, label_boxes
+
+    rows = [{"name": f"stage-{i}", "accuracy": 0.95 + 0.0006 * (i % 2),
+             "gzip_bytes": 1000 * 1.03**i, "latency_us": 10.0 + i, "smaller": 1.0}
+            for i in range(8)]
+    figure = draw_report("crowded", rows, rows[0], tmp_path / "p.png")
+    boxes = label_boxes(figure)
+    assert len(boxes) >= 2
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not a.overlaps(b), (a, b)
+
+
 def test_a_saved_keras_file_is_a_stage(report, tmp_path):
     _, (x_test, y_test) = digits()
     trained_cnn().save(tmp_path / "teacher.keras")
     stage = tfkd.Report().add("saved", tmp_path / "teacher.keras", x=x_test, y=y_test,
                               latency=False)
     assert stage["kind"] == "keras" and stage["params"] == 2186
-    assert stage["bytes"] == os.path.getsize(tmp_path / "teacher.keras")
+    assert stage["file"] == "float32 .tflite of teacher.keras"
+    assert stage["bytes"] == len(tflite("float32"))
     assert stage["accuracy"] == report.stage("teacher")["accuracy"]
 
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from tfkd._keras import is_keras_model
 from tfkd.export._atomic import atomic_file, write_text
-from tfkd.runtime.base import ExportedModel, accuracy_and_agreement, class_ids, measure_latency
+from tfkd.runtime.base import ExportedModel, accuracy_and_agreement, class_ids
 
 STAGE_KEYS = (
     "name",
@@ -16,10 +16,11 @@ STAGE_KEYS = (
     "accuracy_change",
     "agreement",
     "params",
+    "file",
     "bytes",
     "gzip_bytes",
     "sparsity",
-    "latency_ms",
+    "latency_us",
     "train_seconds",
 )
 _DERIVED = ("accuracy_change", "agreement")
@@ -32,6 +33,11 @@ class Report:
     `TFLiteModel`/`ONNXModel`) on the same test data: accuracy, parameters, bytes, gzip bytes,
     sparsity of the weights and batch-1 latency. Against the reference stage (the teacher) it adds
     the accuracy change and the agreement (fraction of samples where both predict the same class).
+
+    Like is compared with like: a Keras stage is measured as a device would run it, converted to a
+    float32 `.tflite` whose size is its `bytes` and whose batch-1 time is its `latency_us`, under
+    the same interpreter settings as every `.tflite` stage (LiteRT with XNNPACK, 1 thread, 20
+    warm-up calls, median of 200). `file` says which file `bytes` and `latency_us` are of.
     Stages are dicts with the keys of `STAGE_KEYS` (missing values are `None`) plus any extra
     values given to `add`.
 
@@ -87,8 +93,8 @@ class Report:
             x: Test inputs for accuracy and agreement. Defaults to `None` (not measured).
             y: Test labels for accuracy. Defaults to `None`.
             train_seconds: Training time of this stage in seconds. Defaults to `None`.
-            latency: Whether to measure batch-1 latency (Keras: a direct call of the model;
-                files: their runtime). Defaults to `True`.
+            latency: Whether to measure batch-1 latency in microseconds (a Keras model as its
+                float32 `.tflite`; files in their runtime). Defaults to `True`.
             **extra: Further values to record (JSON-able), e.g. `epochs=30`. A key of
                 `STAGE_KEYS` (such as `accuracy=0.97`) overrides what was measured.
 
@@ -114,17 +120,24 @@ class Report:
 
         if hasattr(obj, "student") and is_keras_model(getattr(obj, "student", None)):
             obj = obj.student  # a Distiller: its student is the stage
-        if is_keras_model(obj):
-            info, runner = profile(obj), None
-        elif isinstance(obj, ExportedModel):
-            info, runner = profile(obj.data), obj
-        elif isinstance(obj, (str, os.PathLike)) and is_keras_file(obj):
-            info, runner = profile(obj), None
+        file, source = None, "the model"
+        if isinstance(obj, (str, os.PathLike)) and is_keras_file(obj):
+            source = os.path.basename(os.fspath(obj))
             obj = load_keras_file(os.fspath(obj))
+        if is_keras_model(obj):
+            info, runner, file = profile(obj), None, f"weights of {source} (in memory)"
+            device_file = float32_tflite(obj)
+            if device_file is not None:
+                runner, file = TFLiteModel(device_file), f"float32 .tflite of {source}"
+                size = profile(device_file)
+                info.bytes, info.gzip_bytes = size.bytes, size.gzip_bytes
+        elif isinstance(obj, ExportedModel):
+            info, runner, file = profile(obj.data), obj, obj.source
         elif isinstance(obj, (str, os.PathLike, bytes, bytearray)):
             info = profile(obj)
             source = obj if info.format == "tflite" else os.fspath(obj)
             runner = TFLiteModel(source) if info.format == "tflite" else ONNXModel(source)
+            file = runner.source if isinstance(source, bytes) else os.path.basename(source)
         else:
             raise TypeError(
                 "`model_or_file` must be a Keras model, a .tflite/.onnx path, .tflite bytes, a "
@@ -134,17 +147,20 @@ class Report:
         values = {
             "kind": info.format,
             "params": info.params,
+            "file": file,
             "bytes": info.bytes,
             "gzip_bytes": info.gzip_bytes,
             "sparsity": info.sparsity,
         }
         if x is not None:
-            outputs = runner.predict(x) if runner else obj.predict(x, verbose=0, batch_size=256)
+            predictor = obj if is_keras_model(obj) else runner  # accuracy of the model itself
+            outputs = (predictor.predict(x, verbose=0, batch_size=256) if predictor is obj
+                       else predictor.predict(x))
             outputs = outputs[0] if isinstance(outputs, list) else outputs
             self._predictions[name] = class_ids(outputs)
             values["accuracy"] = accuracy_and_agreement(outputs, y)["accuracy"]
-        if latency:
-            values["latency_ms"] = _latency_ms(obj, runner, x)
+        if latency and runner is not None:
+            values["latency_us"] = device_latency_us(runner)
         return values
 
     def _reference_stage(self):
@@ -248,20 +264,34 @@ class Report:
         Returns:
             `path`.
         """
+        from tfkd.report_plot import draw_report
+
         path = os.fspath(path)
+        reference = self._reference_stage()
         with atomic_file(path) as tmp:
-            _draw(self.title, self.stages, self._reference_stage(), tmp)
+            draw_report(self.title, with_size_ratio(self.stages, reference), reference, tmp)
         return path
 
 
-def _latency_ms(obj, runner, x):
-    if runner is not None:
-        return runner.latency(batch=1, warmup=5, runs=50).median_ms
-    if not obj.inputs and x is None:
-        return None  # a subclassed model without data: no input shape to time with
-    shape = tuple(obj.inputs[0].shape[1:]) if obj.inputs else np.asarray(x).shape[1:]
-    sample = np.random.default_rng(0).random((1, *shape), dtype=np.float32)
-    return measure_latency(lambda: obj(sample, training=False), 1, 5, 50, 0).median_ms
+def float32_tflite(model):
+    """The model as a float32 `.tflite` (bytes), what a device would run; `None` if it cannot be
+    converted (e.g. a subclassed model without known inputs)."""
+    from tfkd.export.tflite import to_tflite
+
+    if not model.inputs:
+        return None
+    try:
+        return to_tflite(model, quantization="float32", check=False)
+    except (ValueError, TypeError):
+        return None
+
+
+def device_latency_us(runner):
+    """Median batch-1 time in microseconds, the same settings for every stage: 1 thread (the
+    file's own runtime, XNNPACK for LiteRT), 20 untimed calls first, median of 200."""
+    if runner.threads != 1:
+        runner = type(runner)(runner.data, threads=1)
+    return runner.latency(batch=1, warmup=20, runs=200).median_ms * 1000.0
 
 
 def _jsonable(values):
@@ -286,12 +316,13 @@ _COLUMNS = (  # (key, header, format)
     ("gzip_bytes", "Gzip bytes", lambda v: f"{v:,}"),
     ("smaller", "Gzip smaller", lambda v: f"{v:.1f}x"),
     ("sparsity", "Sparsity", lambda v: f"{100 * v:.0f}%"),
-    ("latency_ms", "Latency b=1", lambda v: f"{v:.3f} ms"),
+    ("latency_us", "Latency b=1 (.tflite/.onnx)", lambda v: f"{v:,.0f} us"),
     ("train_seconds", "Train", lambda v: f"{v:.1f} s"),
 )
 
 
-def _with_ratio(stages, reference):
+def with_size_ratio(stages, reference):
+    """The stages, each with `smaller`: how many times smaller its gzip is than the reference's."""
     base = reference.get("gzip_bytes") if reference else None
     rows = []
     for stage in stages:
@@ -301,7 +332,7 @@ def _with_ratio(stages, reference):
 
 
 def _markdown_table(title, stages, reference):
-    rows = _with_ratio(stages, reference)
+    rows = with_size_ratio(stages, reference)
     columns = [c for c in _COLUMNS if any(r.get(c[0]) is not None for r in rows)]
     lines = [f"# {title}", ""]
     if reference:
@@ -312,112 +343,3 @@ def _markdown_table(title, stages, reference):
         cells = [fmt(row[key]) if row.get(key) is not None else "-" for key, _, fmt in columns]
         lines.append(f"| {row['name']} | {row.get('kind') or '-'} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def _draw(title, stages, reference, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = _with_ratio(stages, reference)
-    sized = [r for r in rows if r.get("gzip_bytes")]
-    timed = [r for r in rows if r.get("latency_ms")]
-    bars = [b for b in (sized and "size", timed and "time") if b]
-    fig = plt.figure(figsize=(11, 4.6 + (0.32 * len(rows) + 1.2 if bars else 0)))
-    grid = fig.add_gridspec(2 if bars else 1, max(len(bars), 1),
-                            height_ratios=[4.6, 0.32 * len(rows) + 1.2] if bars else [1])
-    colors = {r["name"]: plt.cm.tab10(i % 10) for i, r in enumerate(rows)}
-    _draw_tradeoff(fig.add_subplot(grid[0, :]), rows, reference, colors)
-    names = [r["name"] for r in rows]
-    for column, kind in enumerate(bars):
-        ax = fig.add_subplot(grid[1, column])
-        if kind == "size":
-            labels = [
-                " reference" if reference and r["name"] == reference["name"]
-                else (f" {r['smaller']:.1f}x smaller" if (r.get("smaller") or 0) >= 1
-                      else f" {1 / r['smaller']:.1f}x larger" if r.get("smaller") else "")
-                for r in sized
-            ]
-            _draw_bars(ax, sized, names, "gzip_bytes", 1 / 1024, "gzip size (KiB)", colors,
-                       labels)
-            ax.set_title("Download size")
-        else:
-            labels = [f" {r['latency_ms']:.3g} ms" for r in timed]
-            _draw_bars(ax, timed, names, "latency_ms", 1.0, "batch-1 latency (ms)", colors,
-                       labels)
-            ax.set_title("Speed (one sample)")
-        if column:
-            ax.tick_params(labelleft=False)
-    fig.suptitle(title, fontweight="bold")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, format="png")
-    plt.close(fig)
-
-
-def _draw_bars(ax, rows, names, key, scale, label, colors, texts):
-    """Horizontal bars, one row per stage in `names` (stages without a value leave a gap)."""
-    from matplotlib.ticker import FuncFormatter
-
-    values = [r[key] * scale for r in rows]
-    positions = [names.index(r["name"]) for r in rows]
-    ax.barh(positions, values, color=[colors[r["name"]] for r in rows])
-    ax.set_yticks(range(len(names)), names)
-    ax.set_ylim(len(names) - 0.5, -0.5)
-    if max(values) / max(min(values), 1e-12) > 20:
-        ax.set_xscale("log")
-        label += ", log"
-    ax.set_xlim(right=max(values) * (8 if ax.get_xscale() == "log" else 1.45))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.set_xlabel(label)
-    for position, value, text in zip(positions, values, texts, strict=True):
-        ax.text(value, position, text, va="center", fontsize=8)
-
-
-def _draw_tradeoff(ax, rows, reference, colors):
-    from matplotlib.ticker import FuncFormatter, LogLocator
-
-    points = [r for r in rows if r.get("gzip_bytes") and r.get("accuracy") is not None]
-    for r in points:
-        xy = (r["gzip_bytes"] / 1024, 100 * r["accuracy"])
-        ax.scatter(*xy, s=70, color=colors[r["name"]], zorder=3, edgecolor="black", linewidth=0.5)
-    for i, group in enumerate(_nearby_groups(points)):
-        xy = (group[0]["gzip_bytes"] / 1024, 100 * group[0]["accuracy"])
-        offset = (8, 5) if i % 2 == 0 else (8, -13)  # alternate so neighbours do not overlap
-        ax.annotate(" + ".join(r["name"] for r in group), xy, textcoords="offset points",
-                    xytext=offset, fontsize=9)
-    if reference and reference.get("accuracy") is not None:
-        ax.axhline(100 * reference["accuracy"], color="grey", linestyle="--", linewidth=1,
-                   label=f"{reference['name']} accuracy")
-        ax.legend(loc="lower right", fontsize=8)
-    if points:
-        ax.set_xscale("log")
-        sizes = [r["gzip_bytes"] / 1024 for r in points]
-        ax.set_xlim(min(sizes) / 1.6, max(sizes) * 2.2)
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
-        accuracies = [100 * r["accuracy"] for r in points]
-        middle, span = (max(accuracies) + min(accuracies)) / 2, max(accuracies) - min(accuracies)
-        half = max(span * 0.6, 1.0)  # at least 2 points tall, so noise does not look like a cliff
-        ax.set_ylim(middle - half, middle + half)
-    else:
-        ax.text(0.5, 0.5, "no stage has both accuracy and size", ha="center",
-                transform=ax.transAxes)
-    ax.set_xlabel("gzip size (KiB, log scale)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Accuracy against size (up and left is better)")
-    ax.grid(True, which="both", alpha=0.3)
-
-
-def _nearby_groups(points):
-    """Points that would share a label spot (within 15% in size and 0.05 points), grouped."""
-    groups = []
-    for point in sorted(points, key=lambda r: r["gzip_bytes"]):
-        last = groups[-1][0] if groups else None
-        if (last and point["gzip_bytes"] <= 1.15 * last["gzip_bytes"]
-                and abs(point["accuracy"] - last["accuracy"]) <= 0.0005):
-            groups[-1].append(point)
-        else:
-            groups.append([point])
-    return groups
