@@ -11,6 +11,8 @@ import sys
 import tempfile
 import time
 
+import numpy as np
+
 from tfkd._keras import keras, tf
 from tfkd._validation import (
     check_choice,
@@ -19,7 +21,6 @@ from tfkd._validation import (
     check_open_fraction,
     check_positive,
 )
-from tfkd.datafiles import check_xy
 from tfkd.keras3 import check_model
 
 EXPORT_FORMATS = ("float32-tflite", "float16-tflite", "dynamic-tflite", "int8-tflite", "onnx")
@@ -245,7 +246,8 @@ class _Run:
                       learning_rate=learning_rate, verbose=self.verbose, what=what)
 
     def prune(self, student, cfg):
-        from tfkd.optimize.pruning import prune, strip
+        from tfkd.optimize.pruning import prune
+        from tfkd.optimize.wrappers import strip
 
         pruned = prune(student, target_sparsity=cfg.target_sparsity, structure=cfg.structure)
         seconds = self.distil(pruned, cfg.epochs, cfg.learning_rate,
@@ -364,6 +366,22 @@ class _EpochProgress(keras.callbacks.Callback):
         logs = logs or {}
         shown = [(k, logs[k]) for k in ("loss", "accuracy") if k in logs]
         self.progbar.update(epoch + 1, values=shown, finalize=epoch + 1 == self.progbar.target)
+
+
+def check_xy(name, data):
+    """`(x, y)` as NumPy arrays of the same length, or a `ValueError` that says what to pass."""
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise ValueError(
+            f"`{name}` must be a pair `(x, y)` of arrays. Received: {name} of type "
+            f"{type(data).__name__}. Pass e.g. `{name}=(x, y)`."
+        )
+    x, y = np.asarray(data[0]), np.asarray(data[1])
+    if x.ndim < 2 or y.ndim != 1 or len(x) != len(y) or len(x) == 0:
+        raise ValueError(
+            f"`{name}` must be `(x, y)` with x of shape (n, ...) and integer labels y of shape "
+            f"(n,). Received: x of shape {x.shape}, y of shape {y.shape}."
+        )
+    return x.astype("float32", copy=False), y
 
 
 def _config(name, value, cls):

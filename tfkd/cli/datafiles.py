@@ -1,24 +1,14 @@
-"""Data files for the command line: `.npz` arrays, or a folder of images per class."""
+"""Data files for the command line: `.npz` arrays, or a folder of images per class.
+
+Every command reads a folder the same way: `compress` trains on its training part, `eval` measures
+on its test part (a `test/` folder, or the same held-out 20% of each class).
+"""
 
 import os
 
 import numpy as np
 
-
-def check_xy(name, data):
-    """`(x, y)` as NumPy arrays of the same length, or a `ValueError` that says what to pass."""
-    if not isinstance(data, (tuple, list)) or len(data) != 2:
-        raise ValueError(
-            f"`{name}` must be a pair `(x, y)` of arrays. Received: {name} of type "
-            f"{type(data).__name__}. Pass e.g. `{name}=(x, y)`."
-        )
-    x, y = np.asarray(data[0]), np.asarray(data[1])
-    if x.ndim < 2 or y.ndim != 1 or len(x) != len(y) or len(x) == 0:
-        raise ValueError(
-            f"`{name}` must be `(x, y)` with x of shape (n, ...) and integer labels y of shape "
-            f"(n,). Received: x of shape {x.shape}, y of shape {y.shape}."
-        )
-    return x.astype("float32", copy=False), y
+from tfkd.pipeline import check_xy
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
@@ -62,12 +52,14 @@ def load_data(path, input_shape=None, test_fraction=0.2, seed=0):
     return train, test
 
 
-def load_inputs(path):
-    """Reads inputs from an `.npz`: its `x_train`, or `x` when that is its only array (e.g. a
-    representative set for int8 calibration)."""
+def load_inputs(path, input_shape=None):
+    """Reads inputs from an `.npz` (its `x_train`, or `x` when that is its only array: e.g. a
+    representative set for int8 calibration), or the training images of a folder."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No data at this path. Received: path={path!r}.")
+    if os.path.isdir(path):
+        return load_data(path, input_shape)[0][0]
     arrays = _read_npz(path)
     if "x_train" in arrays:
         return np.asarray(arrays["x_train"], dtype="float32")
@@ -152,11 +144,14 @@ def _read_images(path, classes, input_shape):
     return np.stack(xs), np.asarray(ys, dtype="int64")
 
 
-def load_test_data(path):
-    """Reads `(x_test, y_test)` from an `.npz` (or `(x, y)` when it holds those instead)."""
+def load_test_data(path, input_shape=None):
+    """Reads `(x_test, y_test)` from an `.npz` (or `(x, y)` when it holds those instead), or the
+    test part of a folder of images (what `load_data` holds out)."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No data at this path. Received: path={path!r}.")
+    if os.path.isdir(path):
+        return load_data(path, input_shape)[1]
     arrays = _read_npz(path)
     for keys in (("x_test", "y_test"), ("x", "y")):
         if all(k in arrays for k in keys):
