@@ -217,6 +217,54 @@ def test_end_step_needs_known_steps(tiny_data):
         pruned.fit(unknown, epochs=1, verbose=0, callbacks=tfkd.callbacks())
 
 
+# ------------------------------------------------------------ derived end step: save, clone
+
+
+def test_derived_end_step_survives_save_and_load_before_the_first_fit(tmp_path, tiny_data):
+    x, y = tiny_data
+    tfkd.prune(_mlp(), target_sparsity=0.75).save(tmp_path / "pruned.keras")
+    loaded = tfkd.load_model(tmp_path / "pruned.keras")
+    loaded.compile(optimizer="adam", loss=SCCE)
+    # 8 steps x 3 epochs: end step 2/3 * 24 = 16, frequency 100 clamped to 1, as before saving.
+    loaded.fit(x, y, epochs=3, batch_size=8, verbose=0, callbacks=tfkd.callbacks())
+    schedule = loaded.get_layer("prune_low_magnitude_hidden").pruning_schedule
+    assert (schedule.end_step, schedule.frequency) == (16, 1)
+    assert _mask_sparsity(loaded) == pytest.approx(0.75, abs=0.005)
+    assert tfkd.sparsity(tfkd.strip(loaded)).layers["hidden"] == pytest.approx(0.75, abs=0.005)
+
+
+def test_derived_end_step_is_saved_once_derived(tmp_path, tiny_data):
+    x, y = tiny_data
+    pruned = tfkd.prune(_mlp(), target_sparsity=0.5)
+    pruned.compile(optimizer="adam", loss=SCCE)
+    pruned.fit(x, y, epochs=3, batch_size=8, verbose=0, callbacks=tfkd.callbacks())
+    pruned.save(tmp_path / "pruned.keras")
+    schedule = tfkd.load_model(tmp_path / "pruned.keras").get_layer(
+        "prune_low_magnitude_hidden").pruning_schedule
+    assert (type(schedule).__name__, schedule.end_step, schedule.frequency) == (
+        "FitPolynomialDecay", 16, 1)
+
+
+@pytest.mark.parametrize("kind", ["polynomial", "constant"])
+def test_derived_schedule_survives_clone_and_config_round_trip(kind):
+    pruned = tfkd.prune(_mlp(), target_sparsity=0.6, schedule=kind, frequency=50)
+    clone = keras.models.clone_model(pruned)
+    original = pruned.get_layer("prune_low_magnitude_hidden").pruning_schedule
+    cloned = clone.get_layer("prune_low_magnitude_hidden").pruning_schedule
+    assert type(cloned) is type(original) and cloned is not original
+    assert cloned.get_config() == original.get_config()
+    assert cloned.get_config()["class_name"].startswith("tfkd>")
+    assert (cloned.end_step, cloned.frequency, cloned.is_derived) == (None, 50, False)
+
+
+def test_derived_schedule_refuses_a_fit_without_tfkd_callbacks(tiny_data):
+    x, y = tiny_data
+    pruned = tfkd.prune(_mlp())
+    pruned.compile(optimizer="adam", loss=SCCE)
+    with pytest.raises(ValueError, match=r"pass `callbacks=tfkd.callbacks\(\)` to `model.fit`"):
+        pruned.fit(x, y, epochs=1, batch_size=8, verbose=0, callbacks=[UpdatePruningStep()])
+
+
 # ------------------------------------------------------------------------------- bad inputs
 
 
