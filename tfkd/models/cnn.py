@@ -54,32 +54,50 @@ def build_student(input_shape=(8, 8, 1), num_classes=10, hidden_units=64, name="
 
 
 def build_keras_io_teacher(input_shape=(28, 28, 1), num_classes=10, name="teacher"):
-    """The keras.io Knowledge Distillation example's teacher: strided convolutions, 256 and 512."""
-    return keras.Sequential(
-        [
-            keras.Input(input_shape),
-            keras.layers.Conv2D(256, 3, strides=2, padding="same"),
-            keras.layers.LeakyReLU(0.2),
-            keras.layers.MaxPooling2D(2, strides=1, padding="same"),
-            keras.layers.Conv2D(512, 3, strides=2, padding="same"),
-            keras.layers.Flatten(),
-            keras.layers.Dense(num_classes),
-        ],
-        name=name,
-    )
+    """The keras.io Knowledge Distillation example's teacher: strided convolutions, 256 and 512.
+
+    About 1.4 million parameters on 28x28x1 inputs. Its layers are named `conv1`,
+    `leaky_relu`, `pool`, `conv2`, `flatten` and `logits` (for feature distillation).
+
+    Args:
+        input_shape: Shape of one image. Defaults to `(28, 28, 1)` (MNIST).
+        num_classes: Number of classes (logits out). Defaults to `10`.
+        name: Model name. Defaults to `"teacher"`.
+
+    Returns:
+        An untrained `tfkd.keras.Sequential` with logits out.
+    """
+    return _keras_io_pair(input_shape, num_classes, (256, 512), name)
 
 
 def build_keras_io_student(input_shape=(28, 28, 1), num_classes=10, name="student"):
-    """The keras.io example's student: the teacher's shape with 16 and 32 filters."""
+    """The keras.io example's student: the teacher's shape with 16 and 32 filters.
+
+    About 20,000 parameters on 28x28x1 inputs (1/70 of the teacher); layers named as the
+    teacher's.
+
+    Args:
+        input_shape: Shape of one image. Defaults to `(28, 28, 1)` (MNIST).
+        num_classes: Number of classes (logits out). Defaults to `10`.
+        name: Model name. Defaults to `"student"`.
+
+    Returns:
+        An untrained `tfkd.keras.Sequential` with logits out.
+    """
+    return _keras_io_pair(input_shape, num_classes, (16, 32), name)
+
+
+def _keras_io_pair(input_shape, num_classes, filters, name):
+    check_int("num_classes", num_classes, minimum=2)
     return keras.Sequential(
         [
             keras.Input(input_shape),
-            keras.layers.Conv2D(16, 3, strides=2, padding="same"),
-            keras.layers.LeakyReLU(0.2),
-            keras.layers.MaxPooling2D(2, strides=1, padding="same"),
-            keras.layers.Conv2D(32, 3, strides=2, padding="same"),
-            keras.layers.Flatten(),
-            keras.layers.Dense(num_classes),
+            keras.layers.Conv2D(filters[0], 3, strides=2, padding="same", name="conv1"),
+            keras.layers.LeakyReLU(0.2, name="leaky_relu"),
+            keras.layers.MaxPooling2D(2, strides=1, padding="same", name="pool"),
+            keras.layers.Conv2D(filters[1], 3, strides=2, padding="same", name="conv2"),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(num_classes, name="logits"),
         ],
         name=name,
     )
