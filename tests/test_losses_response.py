@@ -127,7 +127,7 @@ def test_keras_serialization_under_package_tfkd():
         ({"temperature": "hot"}, TypeError, "must be a number.*Received: temperature='hot'"),
         ({"temperature": True}, TypeError, "Received: temperature=True"),
         ({"temperature": None}, TypeError, "Received: temperature=None"),
-        ({"loss": "kld"}, ValueError, "one of 'kl', 'ce', 'mse'.*Received: loss='kld'"),
+        ({"loss": "hinge"}, ValueError, "one of 'kl', 'ce', 'mse'.*Received: loss='hinge'"),
         ({"teacher_layer": 3}, TypeError, "layer name.*Received: teacher_layer=3"),
         ({"student_layer": ["a"]}, TypeError, r"Received: student_layer=\['a'\]"),
     ],

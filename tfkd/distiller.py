@@ -2,7 +2,14 @@
 
 from tfkd._keras import keras, tf
 from tfkd._validation import check_fraction, check_positive
-from tfkd.keras3 import check_model
+from tfkd.keras3 import (
+    check_model,
+    convert_callbacks,
+    convert_distillation_losses,
+    convert_loss,
+    convert_metrics,
+    convert_optimizer,
+)
 from tfkd.losses.base import (
     DistillationLoss,
     as_list,
@@ -11,6 +18,8 @@ from tfkd.losses.base import (
     weighted,
 )
 from tfkd.losses.response import LogitsDistillation
+from tfkd.optimize._common import is_graph_model
+from tfkd.optimize.wrappers import find_layer, layer_names
 from tfkd.schemes.cached import CachedTeacher, split_teacher_outputs
 
 _OUTPUTS = None  # the key under which a model's outputs are read (a layer name reads that layer)
@@ -32,7 +41,8 @@ class Distiller(keras.Model):
     The teacher is frozen, called with `training=False` and run outside the gradient tape: only the
     student (and any adapter a loss owns) gets gradients. `fit` and `evaluate` log `loss`,
     `student_loss`, `distillation_loss` and the compiled metrics on the student's outputs; `predict`
-    returns the student's outputs. `loss` is the whole objective above on every data set:
+    returns the student's outputs; `total_loss` (Keras 3's name) is logged beside `loss`, the same
+    value. `loss` is the whole objective above on every data set:
     `val_loss` (and `evaluate`'s `loss`) is that weighted sum on the validation data, teacher
     included (a cached teacher runs its live model on data without stored outputs), so
     `EarlyStopping` and `ModelCheckpoint` compare like with like; `val_student_loss` is the
@@ -72,6 +82,7 @@ class Distiller(keras.Model):
         **kwargs,
     ):
         super().__init__(name=name, **kwargs)
+        distillation_losses = convert_distillation_losses(distillation_losses)  # Keras 3's
         self.student = check_model("student", student)
         self.teacher = _resolve_teacher(teacher, distillation_losses)
         if self.teacher is self.student:
@@ -96,6 +107,7 @@ class Distiller(keras.Model):
         if self.distillation_losses:
             self._prepare_losses()
         self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.total_loss_tracker = keras.metrics.Mean(name="total_loss")  # Keras 3's name of loss
         self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
         self.distillation_loss_tracker = keras.metrics.Mean(name="distillation_loss")
 
@@ -128,6 +140,9 @@ class Distiller(keras.Model):
         Raises:
             ValueError: If both idioms are mixed, or a required loss is missing.
         """
+        optimizer, metrics = convert_optimizer(optimizer), convert_metrics(metrics)  # Keras 3's
+        loss, student_loss_fn = convert_loss(loss), convert_loss(student_loss_fn, "student_loss_fn")
+        distillation_loss_fn = convert_loss(distillation_loss_fn, "distillation_loss_fn")
         keras_io_args = {
             "student_loss_fn": student_loss_fn,
             "distillation_loss_fn": distillation_loss_fn,
@@ -205,6 +220,8 @@ class Distiller(keras.Model):
         self._teacher_reader = _build_reader("teacher", self.teacher, self._teacher_keys)
         self._student_reader = _build_reader("student", self.student, self._student_keys)
         _check_output_shapes(self.teacher, self.student, self.distillation_losses)
+        for loss in self.distillation_losses:
+            loss.validate_model_compatibility(self.teacher, self.student)
         teacher_shapes = _reader_shapes(self._teacher_reader, self._teacher_keys)
         student_shapes = _reader_shapes(self._student_reader, self._student_keys)
         for loss in self.distillation_losses:
@@ -297,11 +314,17 @@ class Distiller(keras.Model):
         # under any strategy (each replica adds its samples).
         regularization = tf.add_n(self.student.losses) if self.student.losses else 0.0
         self.loss_tracker.update_state(losses["total"] + regularization)
+        self.total_loss_tracker.update_state(losses["total"] + regularization)
         self.student_loss_tracker.update_state(losses["student"])
         self.distillation_loss_tracker.update_state(losses["distillation"])
         if y is not None:
             self.compiled_metrics.update_state(y, y_pred, sample_weight)
-        trackers = [self.loss_tracker, self.student_loss_tracker, self.distillation_loss_tracker]
+        trackers = [
+            self.loss_tracker,
+            self.total_loss_tracker,
+            self.student_loss_tracker,
+            self.distillation_loss_tracker,
+        ]
         others = [m for m in self.metrics if all(m is not t for t in trackers)]
         return {m.name: m.result() for m in trackers + others}
 
@@ -322,6 +345,7 @@ class Distiller(keras.Model):
                 self.teacher.check_evaluation_data(validation, "validation_data")
         from tfkd.optimize.callbacks import training_callbacks
 
+        callbacks = convert_callbacks(callbacks)  # Keras 3 callbacks as tf_keras ones
         if isinstance(callbacks, keras.callbacks.Callback):
             callbacks = [callbacks]  # one callback object, as `keras.Model.fit` accepts
         callbacks = training_callbacks(self.student, callbacks)
@@ -467,7 +491,7 @@ def _build_reader(role, model, keys):
             "feature and relation losses on inner layers, or use losses that read the outputs."
         )
     model = getattr(model, "_feature_model", model)  # e.g. an EMATeacher's averaged model
-    if not _is_graph_model(model):
+    if not is_graph_model(model):
         raise ValueError(
             f"Reading layers {keys[1:]} of the {role} needs a Functional or Sequential model, "
             "whose "
@@ -475,27 +499,23 @@ def _build_reader(role, model, keys):
             "Rebuild it with the Functional API (`keras.Model(inputs, outputs)`) or as a "
             "`keras.Sequential`, or use losses that read only the outputs."
         )
-    names = [layer.name for layer in model.layers]
     outputs = as_list(model.outputs)[:1]
     for key in keys[1:]:
         if hasattr(key, "tap"):  # a key that computes its value, e.g. attention scores
             outputs.append(key.tap(model, role))
             continue
-        if key not in names:
+        layer = find_layer(model, key)  # through pruning, clustering and QAT wrappers
+        if layer is None:
             raise ValueError(
                 f"The {role} has no layer named {key!r}. Received: {role}_layer={key!r}. "
-                f"Its layers are: {names}."
+                f"Its layers are: {layer_names(model)}."
             )
-        outputs.append(model.get_layer(key).output)
+        outputs.append(layer.output)
     return keras.Model(model.inputs, outputs, name=f"{model.name}_features")
 
 
-def _is_graph_model(model):
-    return isinstance(model, keras.Sequential) or getattr(model, "_is_graph_network", False)
-
-
 def _reader_shapes(reader, keys):
-    if not getattr(reader, "_is_graph_network", False) and not isinstance(reader, keras.Sequential):
+    if not is_graph_model(reader):
         return None
     if not reader.built or reader.outputs is None:
         return None

@@ -80,10 +80,18 @@ class DistillationLoss:
     """A loss between what a teacher and a student compute for the same batch.
 
     A loss names the layers it reads with `teacher_layer` and `student_layer` (`None` reads the
-    model's outputs); the `Distiller` builds feature extractors for those names once and passes the
-    values to `call`. Subclasses implement `call(teacher_values, student_values)`, returning one
-    loss per sample (shape `[batch]`) or one value for the whole batch (a scalar, for relation-based
-    losses). A loss that needs the labels sets `uses_labels = True` and takes `labels=` in `call`.
+    model's outputs; Keras 3's spellings `teacher_layer_name`/`student_layer_name` are the same
+    attributes); the `Distiller` builds feature extractors for those names once and passes the
+    values to `compute_loss`.
+
+    Subclasses override `compute_loss(teacher_outputs, student_outputs, **kwargs)` (Keras 3's
+    override point; `kwargs` holds `labels=`), or implement `call(teacher_values,
+    student_values)`, which the default `compute_loss` calls. Either returns one loss per sample
+    (shape `[batch]`, so sample weights apply) or one value for the whole batch (a scalar, e.g. for
+    relation-based losses). A loss that needs the labels sets `uses_labels = True` and takes
+    `labels=` in `call`. `validate_model_compatibility(teacher, student)` runs when the Distiller
+    is built and `validate_outputs(teacher_outputs, student_outputs)` on the first batch; override
+    them to refuse what your loss cannot read.
 
     Calling the loss object itself, `loss(teacher_values, student_values)`, returns the mean loss,
     so it can be tested and reused outside a fit.
@@ -94,21 +102,55 @@ class DistillationLoss:
         student_layer: Name of the student layer read, or `None` for the student's outputs.
             Defaults to `None`.
         name: Name used in logs. Defaults to the class name in snake case.
+        teacher_layer_name: Keras 3's spelling of `teacher_layer`. Defaults to `None`.
+        student_layer_name: Keras 3's spelling of `student_layer`. Defaults to `None`.
     """
 
     uses_labels = False
+    # Defaults for subclasses written for Keras 3, whose base class has no `__init__` to call.
+    teacher_layer = None
+    student_layer = None
+    built = False
 
-    def __init__(self, teacher_layer=None, student_layer=None, name=None):
-        for arg, value in (("teacher_layer", teacher_layer), ("student_layer", student_layer)):
-            if value is not None and not isinstance(value, str):
-                raise TypeError(
-                    f"`{arg}` must be a layer name (str) or None for the model's outputs. "
-                    f"Received: {arg}={value!r} (of type {type(value).__name__})."
-                )
-        self.teacher_layer = teacher_layer
-        self.student_layer = student_layer
-        self.name = name or _snake_case(type(self).__name__)
+    def __init__(
+        self,
+        teacher_layer=None,
+        student_layer=None,
+        name=None,
+        *,
+        teacher_layer_name=None,
+        student_layer_name=None,
+    ):
+        self.teacher_layer = merge_layer_names("teacher", teacher_layer, teacher_layer_name)
+        self.student_layer = merge_layer_names("student", student_layer, student_layer_name)
+        self.name = name
         self.built = False
+
+    @property
+    def name(self):
+        return self.__dict__.get("_name") or _snake_case(type(self).__name__)
+
+    @name.setter
+    def name(self, value):
+        self.__dict__["_name"] = value
+
+    @property
+    def teacher_layer_name(self):
+        """Keras 3's name for `teacher_layer`."""
+        return self.teacher_layer
+
+    @teacher_layer_name.setter
+    def teacher_layer_name(self, value):
+        self.teacher_layer = merge_layer_names("teacher", None, value)
+
+    @property
+    def student_layer_name(self):
+        """Keras 3's name for `student_layer`."""
+        return self.student_layer
+
+    @student_layer_name.setter
+    def student_layer_name(self, value):
+        self.student_layer = merge_layer_names("student", None, value)
 
     @property
     def layer_pairs(self):
@@ -125,16 +167,53 @@ class DistillationLoss:
         """Creates any state that depends on shapes (e.g. adapters). Shapes follow `layer_pairs`."""
         self.built = True
 
+    def validate_model_compatibility(self, teacher, student):
+        """Raises a `ValueError` if this loss cannot distil `student` from `teacher`.
+
+        Called once when a `Distiller` is built (its own checks of layer names and shapes run
+        beside it). Does nothing by default; override to add checks.
+        """
+
+    def validate_outputs(self, teacher_outputs, student_outputs):
+        """Raises a `ValueError` unless both sides have the same structure (tensor, list, dict)."""
+        try:
+            tf.nest.assert_same_structure(teacher_outputs, student_outputs, check_types=False)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"`{type(self).__name__}` compares teacher and student values of the same "
+                f"structure. Received: teacher_outputs={_structure(teacher_outputs)}, "
+                f"student_outputs={_structure(student_outputs)}. Read layers whose outputs match "
+                "on both sides."
+            ) from error
+
     def call(self, teacher_values, student_values):
-        raise NotImplementedError(f"{type(self).__name__} must implement `call`.")
+        raise NotImplementedError(
+            f"{type(self).__name__} must override `compute_loss(teacher_outputs, "
+            "student_outputs, **kwargs)` or implement `call(teacher_values, student_values)`."
+        )
+
+    def compute_loss(self, teacher_outputs, student_outputs, **kwargs):
+        """The loss per sample `[batch]` (or one value for the batch). Keras 3's override point.
+
+        Args:
+            teacher_outputs: What the loss reads from the teacher (a tensor, or a list for losses
+                reading several layers).
+            student_outputs: The same from the student.
+            **kwargs: `labels=` (the batch's labels, or `None`).
+
+        Returns:
+            A float tensor of shape `[batch]` or `[]`.
+        """
+        if self.uses_labels:
+            return self.call(teacher_outputs, student_outputs, labels=kwargs.get("labels"))
+        return self.call(teacher_outputs, student_outputs)
 
     def compute(self, teacher_values, student_values, labels=None):
-        """The loss per sample (or for the batch), building the loss on first use."""
+        """The loss per sample (or for the batch), checking and building the loss on first use."""
+        self.validate_outputs(teacher_values, student_values)  # Python only: at tracing time
         if not self.built:
             self.build(_shapes(teacher_values), _shapes(student_values))
-        if self.uses_labels:
-            return self.call(teacher_values, student_values, labels=labels)
-        return self.call(teacher_values, student_values)
+        return self.compute_loss(teacher_values, student_values, labels=labels)
 
     def __call__(self, teacher_values, student_values, labels=None):
         return tf.reduce_mean(self.compute(teacher_values, student_values, labels=labels))
@@ -153,6 +232,26 @@ class DistillationLoss:
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
+
+
+def merge_layer_names(side, name, keras3_name):
+    """One layer name from tfkd's `<side>_layer` and Keras 3's `<side>_layer_name` spellings."""
+    for arg, value in ((f"{side}_layer", name), (f"{side}_layer_name", keras3_name)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(
+                f"`{arg}` must be a layer name (str) or None for the model's outputs. "
+                f"Received: {arg}={value!r} (of type {type(value).__name__})."
+            )
+    if name is not None and keras3_name is not None and name != keras3_name:
+        raise ValueError(
+            f"`{side}_layer` and `{side}_layer_name` name the same thing. Received: "
+            f"{side}_layer={name!r} and {side}_layer_name={keras3_name!r}. Pass one of them."
+        )
+    return name if name is not None else keras3_name
+
+
+def _structure(values):
+    return tf.nest.map_structure(lambda v: "tensor", values)
 
 
 def _shapes(values):

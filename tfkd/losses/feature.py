@@ -2,9 +2,20 @@
 
 from tfkd._keras import keras, tf
 from tfkd._validation import check_choice, check_positive
-from tfkd.losses.base import DistillationLoss, as_list
+from tfkd.losses.base import DistillationLoss, as_list, per_sample_loss_fn
 
 _FEATURE_LOSSES = ("mse", "l1", "cosine")
+# Keras 3 `keras.distillation.FeatureDistillation` spellings; "cosine_similarity" is Keras's loss,
+# minus the cosine (tfkd's "cosine" is one minus it: same gradients).
+_KERAS3_FEATURE_LOSSES = {
+    "mean_squared_error": "mse",
+    "MeanSquaredError": "mse",
+    "mae": "l1",
+    "mean_absolute_error": "l1",
+    "MeanAbsoluteError": "l1",
+    "cosine_similarity": "cosine_similarity",
+    "CosineSimilarity": "cosine_similarity",
+}
 
 
 @keras.utils.register_keras_serializable(package="tfkd")
@@ -20,14 +31,22 @@ class FeatureDistillation(DistillationLoss):
     so the `Distiller` trains it with the student, and it is never part of `distiller.student`: the
     exported student stays as built.
 
+    Keras 3's spellings are accepted: `FeatureDistillation(loss="mse", teacher_layer_name=None,
+    student_layer_name=None)`, with `loss` also `"mae"`/`"mean_absolute_error"` (`"l1"`),
+    `"mean_squared_error"`, `"cosine_similarity"` (Keras's loss, `-cosine`) or a Keras loss
+    object or function, applied per sample to the flattened features `loss(teacher, student)`.
+
     Args:
-        teacher_layer: Name of the teacher layer read (`None`: its outputs).
-        student_layer: Name of the student layer read (`None`: its outputs).
+        teacher_layer: Name of the teacher layer read (`None`: its outputs). Defaults to `None`.
+        student_layer: Name of the student layer read (`None`: its outputs). Defaults to `None`.
         adapter: `"auto"` (an adapter only when shapes differ), `None` (shapes must agree), or a
             Keras layer mapping the student's features to the teacher's shape. Defaults to `"auto"`.
         loss: `"mse"` (mean squared difference), `"l1"` (mean absolute difference) or `"cosine"`
-            (`1 - cosine similarity` of the flattened features). Defaults to `"mse"`.
+            (`1 - cosine similarity` of the flattened features), a Keras 3 name above, or a Keras
+            loss. Defaults to `"mse"`.
         name: As in `DistillationLoss`.
+        teacher_layer_name, student_layer_name: Keras 3's spellings of `teacher_layer` and
+            `student_layer`. Default to `None`.
 
     Raises:
         ValueError: At `build` (the `Distiller`'s construction or compile), if the shapes differ and
@@ -38,8 +57,24 @@ class FeatureDistillation(DistillationLoss):
     >>> tfkd.Distiller(teacher=t, student=s, distillation_losses=[logits_kd, hint])
     """
 
-    def __init__(self, teacher_layer, student_layer, adapter="auto", loss="mse", name=None):
-        super().__init__(teacher_layer=teacher_layer, student_layer=student_layer, name=name)
+    def __init__(
+        self,
+        teacher_layer=None,
+        student_layer=None,
+        adapter="auto",
+        loss="mse",
+        name=None,
+        *,
+        teacher_layer_name=None,
+        student_layer_name=None,
+    ):
+        super().__init__(
+            teacher_layer=teacher_layer,
+            student_layer=student_layer,
+            name=name,
+            teacher_layer_name=teacher_layer_name,
+            student_layer_name=student_layer_name,
+        )
         if isinstance(adapter, dict):
             adapter = keras.layers.deserialize(adapter)
         if not (adapter is None or adapter == "auto" or isinstance(adapter, keras.layers.Layer)):
@@ -49,7 +84,7 @@ class FeatureDistillation(DistillationLoss):
                 '`adapter="auto"` to let tfkd build a 1x1 convolution or dense adapter.'
             )
         self.adapter = adapter
-        self.loss = check_choice("loss", loss, _FEATURE_LOSSES)
+        self.loss, self._mode, self._loss_fn = _feature_loss(loss)
         self._adapter_layer = adapter if isinstance(adapter, keras.layers.Layer) else None
 
     @property
@@ -83,19 +118,37 @@ class FeatureDistillation(DistillationLoss):
         teacher_features = tf.cast(teacher_features, student_features.dtype)
         teacher_flat = flatten(teacher_features)
         student_flat = flatten(student_features)
-        if self.loss == "mse":
+        if self._mode == "keras":
+            return self._loss_fn(teacher_flat, student_flat)
+        if self._mode == "mse":
             return tf.reduce_mean(tf.square(student_flat - teacher_flat), axis=-1)
-        if self.loss == "l1":
+        if self._mode == "l1":
             return tf.reduce_mean(tf.abs(student_flat - teacher_flat), axis=-1)
         teacher_unit = tf.math.l2_normalize(teacher_flat, axis=-1)
         cosine = tf.reduce_sum(teacher_unit * tf.math.l2_normalize(student_flat, axis=-1), axis=-1)
-        return 1.0 - cosine
+        return -cosine if self._mode == "cosine_similarity" else 1.0 - cosine
 
     def get_config(self):
         adapter = self.adapter
         if isinstance(adapter, keras.layers.Layer):
             adapter = keras.layers.serialize(adapter)
-        return {**super().get_config(), "adapter": adapter, "loss": self.loss}
+        loss = self.loss if isinstance(self.loss, str) else keras.losses.serialize(self.loss)
+        return {**super().get_config(), "adapter": adapter, "loss": loss}
+
+
+def _feature_loss(loss):
+    """`(loss as given, tfkd mode, per-sample Keras loss or None)` for `FeatureDistillation`."""
+    if isinstance(loss, dict):
+        loss = keras.losses.deserialize(loss)
+    if isinstance(loss, str):
+        check_choice("loss", loss, _FEATURE_LOSSES + tuple(_KERAS3_FEATURE_LOSSES))
+        return loss, _KERAS3_FEATURE_LOSSES.get(loss, loss), None
+    if callable(loss):
+        return loss, "keras", per_sample_loss_fn("loss", loss)
+    raise TypeError(
+        '`loss` must be "mse", "l1", "cosine", a Keras 3 loss name or a Keras loss. '
+        f"Received: loss={loss!r} (of type {type(loss).__name__})."
+    )
 
 
 def build_adapter(teacher_shape, student_shape, name=None):

@@ -2,9 +2,21 @@
 
 from tfkd._keras import keras, tf
 from tfkd._validation import check_choice, check_non_negative, check_positive
-from tfkd.losses.base import DistillationLoss
+from tfkd.losses.base import DistillationLoss, per_sample_loss_fn
+from tfkd.losses.relation import gather_global_batch
 
 _LOGIT_LOSSES = ("kl", "ce", "mse")
+# Keras 3 `keras.distillation.LogitsDistillation` spellings, as tfkd's own modes.
+_KERAS3_LOGIT_LOSSES = {
+    "kl_divergence": "kl",
+    "kld": "kl",
+    "kullback_leibler_divergence": "kl",
+    "KLDivergence": "kl",
+    "categorical_crossentropy": "ce",
+    "CategoricalCrossentropy": "ce",
+    "mean_squared_error": "mse",
+    "MeanSquaredError": "mse",
+}
 
 
 @keras.utils.register_keras_serializable(package="tfkd")
@@ -17,9 +29,15 @@ class LogitsDistillation(DistillationLoss):
     logits (logit matching, the high-temperature limit; the temperature does not enter).
     Log-softmax keeps every mode numerically stable.
 
+    Keras 3's spellings are accepted: `"kl_divergence"` (or `"kld"`, `keras.losses.KLDivergence()`)
+    is `"kl"`, `"categorical_crossentropy"` is `"ce"`, `"mean_squared_error"` is `"mse"`. Any other
+    Keras loss object or function is applied as Keras 3 does, per sample to the scaled logits:
+    `loss(t / T, s / T)`.
+
     Args:
         temperature: Positive float softening both distributions. Defaults to `3.0`.
-        loss: One of `"kl"`, `"ce"`, `"mse"`. Defaults to `"kl"`.
+        loss: One of `"kl"`, `"ce"`, `"mse"`, a Keras 3 name above, or a Keras loss.
+            Defaults to `"kl"`.
         teacher_layer, student_layer, name: As in `DistillationLoss`.
 
     Example:
@@ -30,24 +48,45 @@ class LogitsDistillation(DistillationLoss):
     def __init__(self, temperature=3.0, loss="kl", **kwargs):
         super().__init__(**kwargs)
         self.temperature = check_positive("temperature", temperature)
-        self.loss = check_choice("loss", loss, _LOGIT_LOSSES)
+        self.loss, self._mode, self._loss_fn = _logit_loss(loss)
 
     def call(self, teacher_logits, student_logits):
         teacher_logits = tf.cast(teacher_logits, student_logits.dtype)
-        if self.loss == "mse":
-            return tf.reduce_mean(tf.square(student_logits - teacher_logits), axis=-1)
         t = self.temperature
+        if self._mode == "keras":
+            return self._loss_fn(teacher_logits / t, student_logits / t)
+        if self._mode == "mse":
+            return tf.reduce_mean(tf.square(student_logits - teacher_logits), axis=-1)
         log_p_teacher = tf.nn.log_softmax(teacher_logits / t, axis=-1)
         log_p_student = tf.nn.log_softmax(student_logits / t, axis=-1)
         p_teacher = tf.exp(log_p_teacher)
-        if self.loss == "kl":
+        if self._mode == "kl":
             per_sample = tf.reduce_sum(p_teacher * (log_p_teacher - log_p_student), axis=-1)
         else:
             per_sample = -tf.reduce_sum(p_teacher * log_p_student, axis=-1)
         return per_sample * t**2
 
     def get_config(self):
-        return {**super().get_config(), "temperature": self.temperature, "loss": self.loss}
+        loss = self.loss if isinstance(self.loss, str) else keras.losses.serialize(self.loss)
+        return {**super().get_config(), "temperature": self.temperature, "loss": loss}
+
+
+def _logit_loss(loss):
+    """`(loss as given, tfkd mode, per-sample Keras loss or None)` for `LogitsDistillation`."""
+    if isinstance(loss, dict):
+        loss = keras.losses.deserialize(loss)
+    if isinstance(loss, str):
+        names = _LOGIT_LOSSES + tuple(_KERAS3_LOGIT_LOSSES)
+        check_choice("loss", loss, names)
+        return loss, _KERAS3_LOGIT_LOSSES.get(loss, loss), None
+    if isinstance(loss, keras.losses.KLDivergence) or loss is keras.losses.kl_divergence:
+        return loss, "kl", None
+    if callable(loss):
+        return loss, "keras", per_sample_loss_fn("loss", loss)
+    raise TypeError(
+        '`loss` must be "kl", "ce", "mse", a Keras 3 loss name or a Keras loss. '
+        f"Received: loss={loss!r} (of type {type(loss).__name__})."
+    )
 
 
 def class_indices(labels, logits):
@@ -139,9 +178,9 @@ class DIST(DistillationLoss):
     Matches relations rather than exact probabilities: with `p = softmax(logits / T)`, the
     inter-class part is `1 - pearson(p_teacher[i], p_student[i])` across the classes of each sample,
     the intra-class part is `1 - pearson` of each class's column across the batch (averaged over
-    the classes, one value for the batch). The loss is `(beta * inter + gamma * intra) * T**2`,
-    invariant to shifting or scaling the student's probabilities, so a small student need not
-    match a large teacher exactly.
+    the classes, one value for the batch; under `tf.distribute` the global batch). The loss is
+    `(beta * inter + gamma * intra) * T**2`, invariant to shifting or scaling the student's
+    probabilities, so a small student need not match a large teacher exactly.
 
     Args:
         beta: Non-negative weight of the inter-class relation. Defaults to `1.0`.
@@ -166,6 +205,8 @@ class DIST(DistillationLoss):
         p_teacher = tf.nn.softmax(teacher_logits / t, axis=-1)
         p_student = tf.nn.softmax(student_logits / t, axis=-1)
         inter = 1.0 - _pearson(p_teacher, p_student, axis=-1)  # [batch]
+        # Over the global batch under tf.distribute (see tfkd.losses.relation).
+        (p_teacher, p_student), _ = gather_global_batch(p_teacher, p_student)
         intra = 1.0 - tf.reduce_mean(_pearson(p_teacher, p_student, axis=0))  # batch scalar
         return (self.beta * inter + self.gamma * intra) * t**2
 
