@@ -251,3 +251,22 @@ def test_distiller_refuses_an_unconvertible_keras3_callback_at_fit(tiny_data):
     with pytest.raises(ValueError, match=r"tfkd\.keras\.callbacks\.LambdaCallback"):
         distiller.fit(*tiny_data, epochs=1, verbose=0,
                       callbacks=[keras3.callbacks.LambdaCallback(on_epoch_end=print)])
+
+
+def test_mutual_distiller_and_deep_supervision_compile_with_keras3_objects(tiny_data):
+    keras.utils.set_random_seed(6)
+    schemes = [
+        tfkd.MutualDistiller([build_tiny_student(name="a"), build_tiny_student(name="b")]),
+        tfkd.DeepSupervision(build_tiny_teacher(), taps=["t_embed"]),
+    ]
+    for scheme in schemes:
+        with pytest.warns(UserWarning, match="Keras 3"):
+            scheme.compile(
+                optimizer=keras3.optimizers.Adam(learning_rate=0.02),
+                loss=keras3.losses.SparseCategoricalCrossentropy(from_logits=True),
+                metrics=[keras3.metrics.SparseCategoricalAccuracy(name="acc")],
+            )
+        assert isinstance(scheme.optimizer, keras.optimizers.Adam)
+        assert float(scheme.optimizer.learning_rate) == pytest.approx(0.02)
+        history = scheme.fit(*tiny_data, epochs=1, batch_size=32, verbose=0).history
+        assert any(key.endswith("acc") for key in history) and history["loss"][0] > 0

@@ -11,6 +11,7 @@ from tfkd.keras3.models import check_model as check_model
 from tfkd.keras3.models import convert_keras3_argument as convert_keras3_argument
 from tfkd.keras3.models import from_keras3 as from_keras3
 from tfkd.keras3.objects import convert_callbacks as convert_callbacks
+from tfkd.keras3.objects import convert_compile_arguments as convert_compile_arguments
 from tfkd.keras3.objects import convert_distillation_losses as convert_distillation_losses
 from tfkd.keras3.objects import convert_loss as convert_loss
 from tfkd.keras3.objects import convert_metrics as convert_metrics
@@ -19,4 +20,5 @@ from tfkd.keras3.objects import convert_optimizer as convert_optimizer
 __all__ = [
     "from_keras3", "check_model", "convert_keras3_argument", "convert_optimizer", "convert_loss",
     "convert_metrics", "convert_callbacks", "convert_distillation_losses",
+    "convert_compile_arguments",
 ]

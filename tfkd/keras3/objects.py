@@ -23,6 +23,7 @@ __all__ = [
     "convert_metrics",
     "convert_callbacks",
     "convert_distillation_losses",
+    "convert_compile_arguments",
 ]
 
 # Keras 3 settings tf_keras lacks, with the values that mean "nothing to do".
@@ -223,6 +224,15 @@ def convert_distillation_losses(losses, name="distillation_losses"):
         converted.append(loss)
     _say_converted(said)
     return converted
+
+
+def convert_compile_arguments(optimizer, loss, metrics):
+    """`convert_optimizer`, `convert_loss` and `convert_metrics` at once, for a `compile`.
+
+    Returns:
+        `(optimizer, loss, metrics)`, each converted if it is a Keras 3 object.
+    """
+    return convert_optimizer(optimizer), convert_loss(loss), convert_metrics(metrics)
 
 
 # ------------------------------------------------------------------------------------- helpers

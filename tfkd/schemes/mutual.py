@@ -2,7 +2,7 @@
 
 from tfkd._keras import keras, tf
 from tfkd._validation import check_non_negative, check_positive
-from tfkd.keras3 import check_model
+from tfkd.keras3 import check_model, convert_compile_arguments
 from tfkd.schemes._common import (
     named_metrics,
     per_sample,
@@ -84,6 +84,7 @@ class MutualDistiller(keras.Model):
         """
         from tfkd.losses.base import per_sample_loss_fn
 
+        optimizer, loss, metrics = convert_compile_arguments(optimizer, loss, metrics)  # Keras 3's
         if loss is None:
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         self.label_loss_fn = per_sample_loss_fn("loss", loss)
