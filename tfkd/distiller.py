@@ -17,6 +17,7 @@ from tfkd.losses.base import (
     per_sample_loss_fn,
     weighted,
 )
+from tfkd.losses.distribute import average_over_global_batch
 from tfkd.losses.response import LogitsDistillation
 from tfkd.optimize._common import is_graph_model
 from tfkd.optimize.wrappers import find_layer, layer_names
@@ -249,7 +250,7 @@ class Distiller(keras.Model):
         with tf.GradientTape() as tape:
             student_values = self._read_student(x, training=True)
             losses = self._compute_losses(y, teacher_values, student_values, sample_weight)
-            scaled_loss = tf.nn.compute_average_loss(losses["total"])
+            scaled_loss = average_over_global_batch(losses["total"])
             if self.student.losses:
                 scaled_loss += tf.nn.scale_regularization_loss(tf.add_n(self.student.losses))
         self.optimizer.minimize(scaled_loss, variables, tape=tape)

@@ -4,11 +4,17 @@ Each reads one layer pair (`teacher_layer=`, `student_layer=`; `None`: the model
 it per sample, and compares structures within the batch, so teacher and student widths may differ.
 Each returns one value per sample (its row of the batch structure) whose batch mean is the loss of
 the paper's reference code; the values depend on the whole batch.
+
+Under `tf.distribute` (inside `strategy.run`, as in `fit`), the batch is the global batch: every
+replica all-gathers the embeddings of the others (`tfkd.losses.distribute.gather_global_batch`,
+gradients included) and returns the values of its own samples, so any number of replicas gives
+the loss and gradients of one device.
 """
 
 from tfkd._keras import keras, tf
 from tfkd._validation import check_positive
 from tfkd.losses.base import DistillationLoss
+from tfkd.losses.distribute import gather_global_batch
 from tfkd.losses.feature import flatten
 
 
@@ -35,6 +41,11 @@ def _huber(difference):
     return tf.where(absolute < 1.0, 0.5 * tf.square(difference), absolute - 0.5)
 
 
+def _global_embeddings(teacher_values, student_values):
+    """Flattened float32 embeddings of the global batch, and the rows of this replica."""
+    return gather_global_batch(_embeddings(teacher_values), _embeddings(student_values))
+
+
 class _RelationLoss(DistillationLoss):
     """Base of the relation losses: layer pair as in `DistillationLoss`, nothing else to build."""
 
@@ -58,9 +69,9 @@ class RKDDistance(_RelationLoss):
     """
 
     def call(self, teacher_values, student_values):
-        teacher = _normalized_distances(_embeddings(teacher_values))
-        student = _normalized_distances(_embeddings(student_values))
-        return tf.reduce_mean(_huber(student - teacher), axis=-1)
+        (teacher, student), local = _global_embeddings(teacher_values, student_values)
+        teacher, student = _normalized_distances(teacher), _normalized_distances(student)
+        return local(tf.reduce_mean(_huber(student - teacher), axis=-1))
 
 
 def _normalized_distances(embeddings):
@@ -84,9 +95,8 @@ class RKDAngle(_RelationLoss):
     """
 
     def call(self, teacher_values, student_values):
-        teacher = _angles(_embeddings(teacher_values))
-        student = _angles(_embeddings(student_values))
-        return tf.reduce_mean(_huber(student - teacher), axis=[1, 2])
+        (teacher, student), local = _global_embeddings(teacher_values, student_values)
+        return local(tf.reduce_mean(_huber(_angles(student) - _angles(teacher)), axis=[1, 2]))
 
 
 def _angles(embeddings):
@@ -107,10 +117,10 @@ class SimilarityPreserving(_RelationLoss):
     """
 
     def call(self, teacher_values, student_values):
-        teacher = _normalized_gram(_embeddings(teacher_values))
-        student = _normalized_gram(_embeddings(student_values))
+        (teacher, student), local = _global_embeddings(teacher_values, student_values)
+        teacher, student = _normalized_gram(teacher), _normalized_gram(student)
         batch = tf.cast(tf.shape(teacher)[0], teacher.dtype)
-        return tf.reduce_sum(tf.square(student - teacher), axis=-1) / batch
+        return local(tf.reduce_sum(tf.square(student - teacher), axis=-1) / batch)
 
 
 def _normalized_gram(features):
@@ -136,10 +146,12 @@ class PKT(_RelationLoss):
         self.epsilon = check_positive("epsilon", epsilon)
 
     def call(self, teacher_values, student_values):
-        teacher = self._conditional_probabilities(_embeddings(teacher_values))
-        student = self._conditional_probabilities(_embeddings(student_values))
+        (teacher, student), local = _global_embeddings(teacher_values, student_values)
+        teacher = self._conditional_probabilities(teacher)
+        student = self._conditional_probabilities(student)
         eps = self.epsilon
-        return tf.reduce_mean(teacher * tf.math.log((teacher + eps) / (student + eps)), axis=-1)
+        kl = tf.reduce_mean(teacher * tf.math.log((teacher + eps) / (student + eps)), axis=-1)
+        return local(kl)
 
     def _conditional_probabilities(self, embeddings):
         squared = tf.reduce_sum(tf.square(embeddings), axis=-1, keepdims=True)

@@ -3,7 +3,7 @@
 from tfkd._keras import keras, tf
 from tfkd._validation import check_choice, check_non_negative, check_positive
 from tfkd.losses.base import DistillationLoss, per_sample_loss_fn
-from tfkd.losses.relation import gather_global_batch
+from tfkd.losses.distribute import gather_global_batch
 
 _LOGIT_LOSSES = ("kl", "ce", "mse")
 # Keras 3 `keras.distillation.LogitsDistillation` spellings, as tfkd's own modes.
@@ -205,7 +205,7 @@ class DIST(DistillationLoss):
         p_teacher = tf.nn.softmax(teacher_logits / t, axis=-1)
         p_student = tf.nn.softmax(student_logits / t, axis=-1)
         inter = 1.0 - _pearson(p_teacher, p_student, axis=-1)  # [batch]
-        # Over the global batch under tf.distribute (see tfkd.losses.relation).
+        # Over the global batch under tf.distribute (see tfkd.losses.distribute).
         (p_teacher, p_student), _ = gather_global_batch(p_teacher, p_student)
         intra = 1.0 - tf.reduce_mean(_pearson(p_teacher, p_student, axis=0))  # batch scalar
         return (self.beta * inter + self.gamma * intra) * t**2

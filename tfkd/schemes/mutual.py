@@ -3,6 +3,7 @@
 from tfkd._keras import keras, tf
 from tfkd._validation import check_non_negative, check_positive
 from tfkd.keras3 import check_model, convert_compile_arguments
+from tfkd.losses.distribute import average_over_global_batch
 from tfkd.schemes._common import (
     named_metrics,
     per_sample,
@@ -106,7 +107,7 @@ class MutualDistiller(keras.Model):
         with tf.GradientTape() as tape:
             outputs = self(x, training=True)
             losses = self._compute_losses(y, outputs, sample_weight)
-            scaled_loss = tf.nn.compute_average_loss(tf.add_n(losses))
+            scaled_loss = average_over_global_batch(tf.add_n(losses))
             reg = regularization(self.models)
             if reg is not None:
                 scaled_loss += tf.nn.scale_regularization_loss(reg)
