@@ -164,6 +164,7 @@ def split_data(name, data):
 def accuracy(model, data, batch_size=256):
     """Top-1 accuracy of a classifier on `(x, y)` arrays or a dataset of `(x, y)` batches."""
     from tfkd._keras import tf
+    from tfkd.runtime.base import accuracy_and_agreement
 
     correct, total = 0, 0
     if isinstance(data, tf.data.Dataset):
@@ -175,10 +176,9 @@ def accuracy(model, data, batch_size=256):
             for i in range(0, len(inputs), batch_size)
         ]
     for x, y in batches:
-        predicted = np.argmax(np.asarray(model(x, training=False)), axis=-1)
-        labels = np.asarray(y).reshape(predicted.shape[0], -1)
-        labels = labels[:, 0] if labels.shape[1] == 1 else np.argmax(labels, axis=-1)
-        correct += int(np.sum(predicted == labels))
-        total += len(labels)
+        outputs = np.asarray(model(x, training=False))
+        # One definition of accuracy (labels sparse or one-hot), the one reports use.
+        correct += round(accuracy_and_agreement(outputs, y)["accuracy"] * len(outputs))
+        total += len(outputs)
     return correct / total if total else 0.0
 
