@@ -18,7 +18,7 @@ def _quantized(model):
 def _with_layer_norm():
     inputs = keras.Input((8,))
     x = keras.layers.Dense(8, name="dense")(inputs)
-    x = keras.layers.LayerNormalization(name="norm")(x)
+    x = keras.layers.UnitNormalization(name="norm")(x)  # LayerNormalization: tfkd quantizes
     outputs = keras.layers.Dense(3, name="logits")(x)
     return keras.Model(inputs, outputs, name="normed")
 
@@ -48,7 +48,7 @@ def test_quantize_a_subset_by_name_or_type(make_student):
 
 
 def test_unquantizable_layer_is_named_with_the_fix():
-    expected = r"cannot quantize these layers: norm \(LayerNormalization\).*Pass `layers=`"
+    expected = r"cannot quantize these layers: norm \(UnitNormalization\).*Pass `layers=`"
     with pytest.raises(ValueError, match=expected + ".*quantize_annotate_layer"):
         tfkd.quantize(_with_layer_norm())
     qat = tfkd.quantize(_with_layer_norm(), layers=["dense", "logits"])

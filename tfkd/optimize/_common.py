@@ -129,6 +129,8 @@ def clone_with(model, transform):
             else:  # weights in before wrapping: some wrappers replace the layer's variables
                 with tf.name_scope(copy.name):  # variables named as Keras names them
                     copy.build(shape)
+                if len(copy.weights) != len(layer.weights):
+                    build_by_calling(layer, copy)  # e.g. MultiHeadAttention builds in `call`
                 copy.set_weights(layer.get_weights())
         return transform(layer, copy)
 
@@ -136,6 +138,23 @@ def clone_with(model, transform):
     for original, copy in late:
         copy.set_weights(original.get_weights())
     return clone
+
+
+def build_by_calling(original, copy):
+    """Builds `copy` by calling it once on zeros shaped like `original`'s first inputs.
+
+    For layers whose `build` creates no weights: `MultiHeadAttention` builds its projections on
+    its first call, from the query, value and key it gets.
+    """
+    node = original.inbound_nodes[0]
+
+    def zeros(value):
+        if hasattr(value, "_keras_history") or isinstance(value, tf.Tensor):
+            return tf.zeros([1 if d is None else d for d in value.shape], value.dtype)
+        return value
+
+    copy(*tf.nest.map_structure(zeros, node.call_args),
+         **tf.nest.map_structure(zeros, node.call_kwargs))
 
 
 def split_data(name, data):

@@ -64,7 +64,9 @@ def quantize(model, preserve=None, layers=None):
     annotated = keras.models.clone_model(model, clone_function=annotate)
     annotated.set_weights(model.get_weights())
     try:
-        with api.quantize_scope():
+        from tfkd.optimize.transformer_quantize import integer_inputs_stay_integer
+
+        with api.quantize_scope(), integer_inputs_stay_integer():  # token ids stay int32
             quantized = api.quantize_apply(annotated, scheme)
     except RuntimeError as error:
         match = re.search(r"Layer (\S+):", str(error))
@@ -117,10 +119,12 @@ def _is_batch_norm(layer):
 
 
 def quantize_config_for(layer):
-    """tfkd's quantize config for a layer of a converted Keras 3 model TF-MOT lacks, else None."""
+    """tfkd's quantize config for a layer TF-MOT lacks (converted Keras 3 layers, transformer
+    layers), else None."""
     from tfkd.optimize.quantize_configs import quantize_config_for as config_for  # TF-MOT
+    from tfkd.optimize.transformer_quantize import transformer_quantize_config
 
-    return config_for(layer)
+    return transformer_quantize_config(layer) or config_for(layer)
 
 
 def _is_input(layer):
