@@ -8,6 +8,7 @@ import tfkd
 from tfkd import keras
 from tfkd._keras import tf
 from tfkd.optimize.callbacks import PruningEndStep, training_callbacks
+from tfkd.optimize.channels import ChannelPruningStep
 
 SCCE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 UpdatePruningStep = tfmot.sparsity.keras.UpdatePruningStep
@@ -129,6 +130,33 @@ def test_structure_2_4_leaves_two_zeros_in_every_four_inputs(tiny_data):
     assert np.all(np.sum(groups == 0, axis=-1) >= 2)
 
 
+def test_mixed_plan_prunes_some_layers_2_4_and_others_unstructured_in_one_call(
+    tmp_path, tiny_data
+):
+    x, y = tiny_data
+    pruned = tfkd.prune(_mlp(), target_sparsity={"hidden": "2:4", "logits": 0.75},
+                        schedule="constant")
+    structured = pruned.get_layer("prune_low_magnitude_hidden")
+    assert structured.sparsity_m_by_n == (2, 4)
+    assert pruned.get_layer("prune_low_magnitude_logits").sparsity_m_by_n is None
+    pruned.compile(optimizer="adam", loss=SCCE)
+    pruned.fit(x, y, epochs=1, batch_size=16, verbose=0, callbacks=tfkd.callbacks())
+    pruned.save(tmp_path / "mixed.keras")  # the plan survives saving
+    loaded = tfkd.load_model(tmp_path / "mixed.keras")
+    assert loaded.get_layer("prune_low_magnitude_hidden").sparsity_m_by_n == (2, 4)
+    stripped = tfkd.strip(pruned)
+    hidden = stripped.get_layer("hidden").kernel.numpy().T.reshape(16, 16, 4)
+    assert np.all(np.sum(hidden == 0, axis=-1) == 2)  # exactly 2 of every 4 inputs
+    logits = stripped.get_layer("logits").kernel.numpy()  # (16, 10): unstructured, 75%
+    assert np.mean(logits == 0) == pytest.approx(0.75, abs=0.01)
+    assert not np.all(np.sum(logits.T.reshape(10, 4, 4) == 0, axis=-1) == 3)
+
+
+def test_mixed_plan_rejects_a_malformed_structure():
+    with pytest.raises(ValueError, match=r"Received: target_sparsity\['hidden'\]='2-4'"):
+        tfkd.prune(_mlp(), target_sparsity={"hidden": "2-4", "logits": 0.5})
+
+
 def test_block_size_prunes_whole_blocks(tiny_data):
     x, y = tiny_data
     pruned = tfkd.prune(_mlp(), target_sparsity=0.5, schedule="constant", block_size=(1, 4),
@@ -194,7 +222,9 @@ def test_training_callbacks_add_what_pruning_needs_once():
     assert training_callbacks(pruned, found) == found
     assert training_callbacks(_mlp(), [mine]) == [mine]
     assert tfkd.callbacks(_mlp()) == []
-    assert [type(c) for c in tfkd.callbacks()] == [UpdatePruningStep, PruningEndStep]
+    # Without a model: everything a pruned model may need (weights, end step, channels).
+    assert [type(c) for c in tfkd.callbacks()] == [UpdatePruningStep, PruningEndStep,
+                                                   ChannelPruningStep]
 
 
 def test_log_dir_adds_sparsity_summaries_or_says_what_to_install(tmp_path):
