@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from tfkd._keras import is_keras3_model, is_keras_model
+from tfkd.flops import count_flops, tflite_op_flops
 
 # Ops whose input 1 is the weight tensor (inputs 1+ that are constants count as parameters).
 _WEIGHT_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "CONV_3D"}
@@ -33,6 +34,8 @@ class Profile:
         input_dtypes: Dtype names of the model's inputs.
         output_dtypes: Dtype names of the model's outputs.
         all_integer: Whether every op computes in integers (no float tensor anywhere).
+        flops: FLOPs of one forward pass on one sample (2 per multiply-add of the Conv,
+            Depthwise and Dense/FULLY_CONNECTED ops; zeros counted), or `None` (`.onnx`).
     """
 
     source: str
@@ -47,6 +50,7 @@ class Profile:
     input_dtypes: list
     output_dtypes: list
     all_integer: bool
+    flops: int = None
 
     @property
     def all_int8(self):
@@ -65,6 +69,7 @@ class Profile:
             f"  bytes        {self.bytes:,}",
             f"  gzip bytes   {self.gzip_bytes:,} ({self.bytes / max(self.gzip_bytes, 1):.2f}x)",
             f"  sparsity     {self.sparsity:.1%} of weights are zero",
+            *([f"  FLOPs        {self.flops:,} per sample"] if self.flops is not None else []),
             f"  inputs       {', '.join(self.input_dtypes)}",
             f"  outputs      {', '.join(self.output_dtypes)}",
             f"  all-integer  {'yes' if self.all_integer else 'no'}"
@@ -183,7 +188,7 @@ def gzip_size(data):
 
 def _new_profile(
     source, file_format, *, params, data, weights, ops, op_dtypes, input_dtypes, output_dtypes,
-    all_integer,
+    all_integer, flops=None,
 ):
     """A `Profile` of `data` (the bytes measured) whose sparsity is that of `weights`
     (`{tensor name: array}`); `op_dtypes` maps op types to sets of dtype names."""
@@ -200,6 +205,7 @@ def _new_profile(
         input_dtypes=input_dtypes,
         output_dtypes=output_dtypes,
         all_integer=bool(all_integer),
+        flops=flops,
     )
 
 
@@ -236,6 +242,7 @@ def _profile_keras(model):
         input_dtypes=[t.dtype.name for t in (model.inputs or [])],
         output_dtypes=[t.dtype.name for t in (model.outputs or [])],
         all_integer=False,
+        flops=count_flops(model),
     )
 
 
@@ -307,7 +314,7 @@ def _profile_tflite(data, source):
     produced_by = {out: op for op in graph.operators for out in _indices(op.outputs)}
     codes = model.operatorCodes
     ops, op_dtypes = collections.Counter(), collections.defaultdict(set)
-    params, weights, all_integer = 0, {}, True
+    params, weights, all_integer, flops = 0, {}, True, 0
     for op in graph.operators:
         code = codes[op.opcodeIndex]
         name = _op_name(code, op_names)
@@ -318,6 +325,10 @@ def _profile_tflite(data, source):
             dtype = type_names.get(graph.tensors[index].type, "unknown")
             op_dtypes[name].add(dtype)
             all_integer &= not dtype.startswith(("float", "complex"))
+        if name in _WEIGHT_OPS and len(op.inputs) > 1 and len(op.outputs):
+            weight = _through_dequantize(op.inputs[1], produced_by, codes, op_names, graph)
+            flops += tflite_op_flops(name, graph.tensors[weight].shape if weight >= 0 else None,
+                                     graph.tensors[op.outputs[0]].shape)
         if name in _WEIGHT_OPS:
             for position, index in enumerate(op.inputs[1:], start=1):
                 index = _through_dequantize(index, produced_by, codes, op_names, graph)
@@ -343,6 +354,7 @@ def _profile_tflite(data, source):
         input_dtypes=[io_dtype(i) for i in graph.inputs],
         output_dtypes=[io_dtype(i) for i in graph.outputs],
         all_integer=all_integer,
+        flops=flops,
     )
 
 
