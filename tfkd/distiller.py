@@ -1,5 +1,7 @@
 """`Distiller`: a Keras model training a student to mimic a frozen teacher, in either idiom."""
 
+import json
+
 from tfkd._keras import keras, tf
 from tfkd._validation import check_fraction, check_positive
 from tfkd.keras3 import (
@@ -22,10 +24,12 @@ from tfkd.losses.response import LogitsDistillation
 from tfkd.optimize._common import is_graph_model
 from tfkd.optimize.wrappers import find_layer, layer_names
 from tfkd.schemes.cached import CachedTeacher, split_teacher_outputs
+from tfkd.schemes.precision import resolve_teacher_dtype, teacher_in_precision, weights_from
 
 _OUTPUTS = None  # the key under which a model's outputs are read (a layer name reads that layer)
 
 
+@keras.utils.register_keras_serializable(package="tfkd")
 class Distiller(keras.Model):
     """Trains `student` to mimic `teacher` inside an ordinary `fit`.
 
@@ -62,6 +66,12 @@ class Distiller(keras.Model):
         distillation_loss_weights: One weight per distillation loss. Defaults to `None` (all 1.0).
         student_loss_weight: Weight in [0, 1] of the student's loss on the labels (Keras 3 idiom).
             Defaults to `0.5`.
+        teacher_dtype: The precision of the teacher's forward pass: `None` (as built),
+            `"float32"`, `"bfloat16"`, `"float16"`, or `"auto"` (bfloat16 on CPUs with
+            AVX512_BF16/AMX and on GPUs of compute capability 8.0+, float16 on older GPUs, else
+            float32; logged). A lower precision runs a copy of the teacher (the user's teacher is
+            unchanged) and casts its outputs and features to float32 for the losses; see
+            `tfkd.schemes.precision`. Defaults to `None`.
         name: Model name. Defaults to `"distiller"`.
 
     Example:
@@ -79,6 +89,7 @@ class Distiller(keras.Model):
         distillation_losses=None,
         distillation_loss_weights=None,
         student_loss_weight=0.5,
+        teacher_dtype=None,
         name="distiller",
         **kwargs,
     ):
@@ -97,11 +108,18 @@ class Distiller(keras.Model):
         if self._teacher_follows_student:
             self.teacher.check_student(self.student)
         self.teacher.trainable = False
+        self.teacher_dtype = resolve_teacher_dtype(teacher_dtype)  # "auto" picked and logged
+        self._teacher_dtype_argument = teacher_dtype
+        # What runs the teacher: itself, or an untracked copy computing in `teacher_dtype`.
+        object.__setattr__(
+            self, "_teacher_compute", teacher_in_precision(self.teacher, self.teacher_dtype)
+        )
         self.distillation_losses = _check_losses(distillation_losses)
         self.distillation_loss_weights = _check_loss_weights(
             distillation_loss_weights, self.distillation_losses
         )
         self.student_loss_weight = check_fraction("student_loss_weight", student_loss_weight)
+        self._student_loss_weight_argument = self.student_loss_weight  # keras.io's alpha replaces
         self._uses_constructor_losses = distillation_losses is not None
         self.student_loss_fn = None
         self.adapters = []
@@ -156,6 +174,9 @@ class Distiller(keras.Model):
         else:
             self._compile_keras3(loss)
         super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+        # What `get_compile_config` saves, as JSON text (a dict attribute would be tracked).
+        arguments = {"optimizer": optimizer, "loss": loss, "metrics": metrics, **given, **kwargs}
+        self._compile_arguments_json = json.dumps(keras.utils.serialize_keras_object(arguments))
 
     def _compile_keras_io(self, loss, student_loss_fn, distillation_loss_fn, alpha, temperature):
         mixed = [f"{k}=" for k, v in (("loss", loss),) if v is not None]
@@ -218,7 +239,7 @@ class Distiller(keras.Model):
         """Checks what the losses read against both models and builds the extractors once."""
         self._teacher_keys = _keys_read(self.distillation_losses, side=0)
         self._student_keys = _keys_read(self.distillation_losses, side=1)
-        self._teacher_reader = _build_reader("teacher", self.teacher, self._teacher_keys)
+        self._teacher_reader = _build_reader("teacher", self._teacher_compute, self._teacher_keys)
         self._student_reader = _build_reader("student", self.student, self._student_keys)
         _check_output_shapes(self.teacher, self.student, self.distillation_losses)
         for loss in self.distillation_losses:
@@ -241,12 +262,18 @@ class Distiller(keras.Model):
     def call(self, inputs, training=False):
         return self.student(inputs, training=training)
 
-    def train_step(self, data):
-        x, y, sample_weight, cached = self._unpack(data)
-        teacher_values = self._read_teacher(x, cached)
-        variables = self.student.trainable_variables + [
+    def step_variables(self):
+        """The variables a training step updates, in the optimizer's order: the student's, then
+        the adapters' of the losses."""
+        return self.student.trainable_variables + [
             v for layer in self.adapters for v in layer.trainable_variables
         ]
+
+    def train_step(self, data):
+        self.built = True  # the Distiller is built by its first step (`summary()` after `fit`)
+        x, y, sample_weight, cached = self._unpack(data)
+        teacher_values = self._read_teacher(x, cached)
+        variables = self.step_variables()
         with tf.GradientTape() as tape:
             student_values = self._read_student(x, training=True)
             losses = self._compute_losses(y, teacher_values, student_values, sample_weight)
@@ -259,6 +286,7 @@ class Distiller(keras.Model):
         return self._update_metrics(y, student_values[_OUTPUTS], sample_weight, losses)
 
     def test_step(self, data):
+        self.built = True
         x, y, sample_weight, cached = self._unpack(data)
         teacher_values = self._read_teacher(x, cached)
         student_values = self._read_student(x, training=False)
@@ -281,6 +309,8 @@ class Distiller(keras.Model):
         if cached is not None:
             return {_OUTPUTS: tf.stop_gradient(self.teacher.decode(cached))}
         values = self._teacher_reader(x, training=False)
+        if self.teacher_dtype is not None:  # a lower-precision teacher: float32 for the losses
+            values = [tf.cast(v, tf.float32) for v in as_list(values)]
         pairs = zip(self._teacher_keys, as_list(values), strict=False)
         return {key: tf.stop_gradient(v) for key, v in pairs}
 
@@ -338,6 +368,7 @@ class Distiller(keras.Model):
         the user adding callbacks.
         """
         _check_has_labels(x, y, self.student_loss_fn)
+        weights_from(self._teacher_compute, self.teacher)  # e.g. after `load_weights`
         if isinstance(self.teacher, CachedTeacher):
             self.teacher.check_training_data(x)
             validation = kwargs.get("validation_data")
@@ -355,21 +386,63 @@ class Distiller(keras.Model):
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """Keras `evaluate`, checking for the labels the student's loss needs."""
         _check_has_labels(x, y, self.student_loss_fn, method="evaluate")
+        weights_from(self._teacher_compute, self.teacher)
         if isinstance(self.teacher, CachedTeacher):
             self.teacher.check_evaluation_data(x)
         return super().evaluate(x, y, *args, **kwargs)
 
+    # --------------------------------------------------------------------------- save & load
+
     def get_config(self):
+        """The constructor's arguments, models and losses serialized (what `from_config` takes).
+
+        Losses made by `compile` (keras.io's idiom, Keras 3's default `LogitsDistillation`) are
+        not constructor arguments: they come back through `get_compile_config`.
+        """
+        constructor_losses = self._uses_constructor_losses
+        serialize = keras.utils.serialize_keras_object
         return {
-            "teacher": keras.utils.serialize_keras_object(self.teacher),
-            "student": keras.utils.serialize_keras_object(self.student),
-            "distillation_losses": [
-                keras.utils.serialize_keras_object(loss) for loss in self.distillation_losses
-            ],
-            "distillation_loss_weights": self.distillation_loss_weights,
-            "student_loss_weight": self.student_loss_weight,
+            "teacher": serialize(self.teacher),
+            "student": serialize(self.student),
+            "distillation_losses": (
+                [serialize(loss) for loss in self.distillation_losses]
+                if constructor_losses else None
+            ),
+            "distillation_loss_weights": (
+                list(self.distillation_loss_weights) if constructor_losses else None
+            ),
+            "student_loss_weight": self._student_loss_weight_argument,
+            "teacher_dtype": self._teacher_dtype_argument,
             "name": self.name,
         }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """Rebuilds a Distiller from `get_config`: teacher, student and losses revived."""
+        config = dict(config)
+
+        def revive(item):
+            if isinstance(item, dict):
+                return keras.utils.deserialize_keras_object(item, custom_objects=custom_objects)
+            return item
+
+        config["teacher"], config["student"] = revive(config["teacher"]), revive(config["student"])
+        if config.get("distillation_losses") is not None:
+            config["distillation_losses"] = [revive(c) for c in config["distillation_losses"]]
+        return cls(**config)
+
+    def get_compile_config(self):
+        """`compile`'s arguments in either idiom (optimizer, losses, metrics, `alpha`, ...)."""
+        if not self._is_compiled or not hasattr(self, "_compile_arguments_json"):
+            return None
+        return json.loads(self._compile_arguments_json)
+
+    def compile_from_config(self, config):
+        """Compiles as `get_compile_config` says, and builds the optimizer so that its saved
+        state (step count, moments) loads: training continues where it stopped."""
+        self.compile(**keras.utils.deserialize_keras_object(config))
+        if hasattr(self.optimizer, "build"):  # legacy optimizers create their slots lazily
+            self.optimizer.build(self.step_variables())
 
 
 # ---------------------------------------------------------------------------------- helpers
