@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from tfkd._keras import is_keras3_model, is_keras_model
+from tfkd.runtime.files import is_tflite, parse_tflite, read_file
 from tfkd.flops import count_flops, tflite_op_flops
 
 # Ops whose input 1 is the weight tensor (inputs 1+ that are constants count as parameters).
@@ -166,21 +167,6 @@ def _profile_keras_file(path):
     return result
 
 
-def read_file(path):
-    """The bytes of `path`; a clear `FileNotFoundError`/`ValueError` if missing or a folder."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"No such file: {path!r}. Check the path.")
-    if os.path.isdir(path):
-        raise ValueError(f"Expected a file, but {path!r} is a folder. Received: path={path!r}.")
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def is_tflite(data):
-    """Whether `data` carries the TFLite flatbuffer identifier (`TFL3`)."""
-    return len(data) >= 8 and data[4:8] == b"TFL3"
-
-
 def gzip_size(data):
     """Bytes of `data` after gzip at level 9 (deterministic: no timestamp)."""
     return len(gzip.compress(data, compresslevel=9, mtime=0))
@@ -261,27 +247,6 @@ def _tflite_names(schema):
     types = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
     ops = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     return types, ops
-
-
-def parse_tflite(data, source):
-    """The flatbuffer's `ModelT`; a `ValueError` naming `source` if it is not a valid `.tflite`."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    if not is_tflite(data):
-        raise ValueError(
-            f"{source} is not a .tflite file (no TFL3 flatbuffer identifier; {len(data)} bytes). "
-            "Pass a file written by `tfkd.export.to_tflite` or the TFLite converter."
-        )
-    try:
-        model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
-        if not model.subgraphs:
-            raise ValueError("no subgraph")
-    except Exception as error:  # a truncated flatbuffer raises struct/index errors
-        raise ValueError(
-            f"{source} is a corrupt or truncated .tflite file ({len(data)} bytes): {error}. "
-            "Export it again with `tfkd.export.to_tflite`."
-        ) from None
-    return model, schema
 
 
 def _tensor_values(model, tensor, type_name):

@@ -72,7 +72,7 @@ def read_model_file(name, value, suffix, article="a"):
     Raises a `TypeError` naming `name` for anything else; `FileNotFoundError`/`ValueError` for a
     missing path or a folder.
     """
-    from tfkd.profile import read_file
+    from tfkd.runtime.files import read_file
 
     if isinstance(value, (bytes, bytearray, memoryview)):
         return f"<{suffix} bytes>", bytes(value)

@@ -33,7 +33,7 @@ class TFLiteModel(ExportedModel):
     """
 
     def __init__(self, path_or_bytes, threads=1):
-        from tfkd.profile import parse_tflite
+        from tfkd.runtime.files import parse_tflite
 
         self.threads = check_int("threads", threads, minimum=1)
         self.source, self.data = read_model_file("path_or_bytes", path_or_bytes, ".tflite")
