@@ -124,3 +124,19 @@ def test_qat_encoder_converts_to_an_all_integer_tflite(tmp_path, build):
     runner = tfkd.TFLiteModel(path)
     agree = np.mean(np.argmax(runner.predict(TOKENS), -1) == np.argmax(qat(TOKENS), -1))
     assert agree >= 0.9
+
+
+def test_keras3_encoder_converts_and_quantizes_whole():
+    import importlib
+
+    k3 = importlib.import_module("keras")  # Keras 3, beside tfkd's tf_keras
+    inputs = k3.Input((8,), dtype="int32")
+    h = k3.layers.Embedding(20, 16)(inputs)
+    a = k3.layers.MultiHeadAttention(2, 8, name="attn")(h, h)
+    h = k3.layers.LayerNormalization()(k3.layers.Add()([h, a]))
+    outputs = k3.layers.Dense(2)(k3.layers.GlobalAveragePooling1D()(h))
+    model3 = k3.Model(inputs, outputs)
+    converted = tfkd.from_keras3(model3)
+    np.testing.assert_allclose(converted(TOKENS), np.asarray(model3(TOKENS)), atol=1e-5)
+    qat = tfkd.quantize(converted)
+    assert "attn" in {layer.layer.name for layer in qat.layers if hasattr(layer, "layer")}

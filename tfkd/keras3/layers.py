@@ -20,7 +20,7 @@ SUPPORTED_LAYERS = (
     "GaussianNoise", "GaussianDropout", "ActivityRegularization", "Flatten", "Reshape", "Permute",
     "RepeatVector", "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "Add", "Subtract",
     "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot", "Embedding", "Rescaling",
-    "Normalization", "Identity",
+    "Normalization", "Identity", "MultiHeadAttention",
 )
 
 # Keys Keras 3 configs have and tf_keras layers do not, with the values that mean "nothing to do".
@@ -33,6 +33,9 @@ _NEUTRAL = {
     "optional": (False,),
     "data_format": ("channels_last",),  # tf_keras layers without it are channels-last
     "seed": None,
+    "use_gate": (False,),  # MultiHeadAttention: Keras 3 options tf_keras's layer lacks
+    "sliding_window": (None,),
+    "flash_attention": (None, False),
 }
 _RENAMED = {"LeakyReLU": {"negative_slope": "alpha"}}
 _BASE_KWARGS = {"name", "trainable", "dtype", "dynamic", "activity_regularizer", "autocast"}
