@@ -172,3 +172,19 @@ def test_a_keras3_file_keras3_cannot_load_is_a_short_error(tmp_path):
     with pytest.raises(ValueError, match="Keras 3 could not load") as info:
         tfkd.load_model(path)
     assert "NoSuchLayer" in str(info.value) and len(str(info.value)) < 1500
+
+
+def test_the_command_line_reads_keras3_files(tiny_data, tmp_path, capsys):
+    from tfkd.cli import main
+
+    k3_model = _keras3_sequential()
+    path = tmp_path / "k3.keras"
+    k3_model.save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["inspect", str(path)]) == 0
+        assert "k3_sequential" in capsys.readouterr().out
+        assert main(["convert", str(path), "--to", "tflite"]) == 0
+    x, _ = tiny_data
+    exported = tfkd.TFLiteModel(tmp_path / "k3.tflite")
+    np.testing.assert_allclose(exported.predict(x[:4]), np.asarray(k3_model(x[:4])), atol=1e-4)
