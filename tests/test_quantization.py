@@ -47,12 +47,71 @@ def test_quantize_a_subset_by_name_or_type(make_student):
     assert not isinstance(chosen.get_layer("s_conv"), QuantizeWrapper)
 
 
-def test_unquantizable_layer_is_named_with_the_fix():
+def test_unquantizable_layer_is_named_with_the_annotate_and_scope_recipe():
     expected = r"cannot quantize these layers: norm \(UnitNormalization\).*Pass `layers=`"
-    with pytest.raises(ValueError, match=expected + ".*quantize_annotate_layer"):
+    recipe = r"quantize_annotate_layer\(layer, quantize_config=MyConfig\(\)\).*quantize_scope"
+    with pytest.raises(ValueError, match=expected + ".*" + recipe):
         tfkd.quantize(_with_layer_norm())
     qat = tfkd.quantize(_with_layer_norm(), layers=["dense", "logits"])
     assert _quantized(qat) == ["dense", "logits"]
+
+
+class OutputOnly(tfmot.quantization.keras.QuantizeConfig):
+    """A user's QuantizeConfig: no weights, the output quantized to 8 bits."""
+
+    def get_weights_and_quantizers(self, layer):
+        return []
+
+    def get_activations_and_quantizers(self, layer):
+        return []
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        pass
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        pass
+
+    def get_output_quantizers(self, layer):
+        return [tfmot.quantization.keras.quantizers.MovingAverageQuantizer(
+            num_bits=8, per_axis=False, symmetric=False, narrow_range=False)]
+
+    def get_config(self):
+        return {}
+
+
+def test_layers_annotated_with_the_users_quantize_config_are_accepted(tiny_data):
+    api = tfmot.quantization.keras
+
+    def annotate(layer):
+        if layer.name == "norm":
+            return api.quantize_annotate_layer(layer, quantize_config=OutputOnly())
+        return layer
+
+    annotated = keras.models.clone_model(_with_layer_norm(), clone_function=annotate)
+    with api.quantize_scope({"OutputOnly": OutputOnly}):
+        qat = tfkd.quantize(annotated)
+    assert _quantized(qat) == ["dense", "norm", "logits"]
+    assert isinstance(qat.get_layer("quant_norm").quantize_config, OutputOnly)
+    x = np.random.default_rng(0).random((16, 8), dtype=np.float32)
+    qat.compile("adam", SCCE)
+    assert np.isfinite(qat.fit(x, np.arange(16) % 3, epochs=1, verbose=0).history["loss"][0])
+
+
+def test_separable_conv2d_is_quantized_as_tf_mot_splits_it(tiny_data):
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.SeparableConv2D(4, 3, padding="same", activation="relu", name="sep")(inputs)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    model = keras.Model(inputs, keras.layers.Dense(10, name="logits")(x))
+    qat = tfkd.quantize(model)
+    kinds = {type(layer.layer).__name__ for layer in qat.layers
+             if isinstance(layer, QuantizeWrapper)}
+    assert {"DepthwiseConv2D", "Conv2D", "Dense"} <= kinds  # the separable conv, split in two
+    x, y = tiny_data
+    qat.compile("adam", SCCE)
+    qat.fit(x, y, epochs=1, verbose=0)
+    data = tfkd.export.to_tflite(qat, quantization="int8")
+    assert tfkd.profile(data).all_int8
+    assert {"DEPTHWISE_CONV_2D", "CONV_2D"} <= set(tfkd.profile(data).ops)
 
 
 def test_qat_student_trains_inside_distiller_fit_with_a_float_teacher(

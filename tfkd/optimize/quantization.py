@@ -4,7 +4,13 @@ import re
 
 from tfkd._validation import check_choice
 from tfkd.optimize._common import check_graph_model, select_layers, tfmot
-from tfkd.optimize.wrappers import is_quantization_layer, training_wrappers
+from tfkd.optimize.wrappers import (
+    find_layer,
+    is_quantization_layer,
+    is_quantize_annotation,
+    training_wrappers,
+    unwrap,
+)
 
 _PRESERVE = (None, "sparsity", "clusters")
 
@@ -20,6 +26,13 @@ def quantize(model, preserve=None, layers=None):
     To keep what pruning or clustering achieved, strip their wrappers first (`tfkd.strip`) and pass
     `preserve`: `"sparsity"` uses the prune-preserving scheme (PQAT: zeros stay zero through QAT),
     `"clusters"` the cluster-preserving one (CQAT: weights keep their cluster count, and zeros).
+
+    TF-MOT decides what it can quantize, after its own rewrites: it splits `SeparableConv2D` into a
+    depthwise and a pointwise convolution and folds BatchNormalization into the convolution before
+    it. A layer TF-MOT has no config for can be given one of yours: annotate it with
+    `tfmot.quantization.keras.quantize_annotate_layer(layer, quantize_config=MyConfig())` (tfkd
+    keeps such annotations as they are) and call `tfkd.quantize` inside
+    `tfmot.quantization.keras.quantize_scope({"MyConfig": MyConfig})`.
 
     Args:
         model: A Sequential or Functional `tfkd.keras.Model` without pruning or clustering wrappers.
@@ -51,11 +64,10 @@ def quantize(model, preserve=None, layers=None):
         # kernel and TF-MOT has no config for them; left float, the int8 export calibrates them.
         candidates = [layer for layer in candidates if not _stays_float(layer)]
     names = set(select_layers("layers", layers, candidates))
-    _check_supported(model, names, scheme)
 
     def annotate(layer):
-        if layer.name not in names:
-            return layer
+        if is_quantize_annotation(layer) or layer.name not in names:
+            return layer  # annotated by the user (their own QuantizeConfig), or not selected
         # tfkd's config first: TF-MOT "supports" Activation layers but not e.g. hard_silu.
         return api.quantize_annotate_layer(layer, quantize_config=quantize_config_for(layer))
 
@@ -68,10 +80,8 @@ def quantize(model, preserve=None, layers=None):
 
         with api.quantize_scope(), integer_inputs_stay_integer():  # token ids stay int32
             quantized = api.quantize_apply(annotated, scheme)
-    except RuntimeError as error:
-        match = re.search(r"Layer (\S+):", str(error))
-        described = match.group(1) if match else str(error)
-        raise ValueError(_unsupported_message(model, described)) from error
+    except RuntimeError as error:  # TF-MOT decides, after its own splits and folds
+        raise ValueError(_unsupported_message(model, _failing_layer(model, error))) from error
     _untrack_inner_copies(quantized)
     return quantized
 
@@ -109,13 +119,11 @@ def _scheme(preserve):
 
 
 def _stays_float(layer):
-    return type(layer).__name__ in ("TFOpLambda", "SlicingOpLambda", "Normalization")
-
-
-def _is_batch_norm(layer):
     from tfkd._keras import keras
 
-    return isinstance(layer, keras.layers.BatchNormalization)
+    operator_nodes = keras.src.layers.core.tf_op_layer  # `x + 3.0`, `x[:, 0]` in Functional graphs
+    kinds = (operator_nodes.TFOpLambda, operator_nodes.SlicingOpLambda, keras.layers.Normalization)
+    return isinstance(layer, kinds)
 
 
 def quantize_config_for(layer):
@@ -157,29 +165,24 @@ def _check_no_training_wrappers(model):
         )
 
 
-def _check_supported(model, names, scheme):
-    """Names the selected layers neither TF-MOT nor tfkd's configs for converted layers quantize.
-
-    BatchNormalization passes: TF-MOT folds it into the convolution before it (a batch norm with
-    nothing to fold into still fails in `quantize_apply`, with the same message).
-    """
-    registry = scheme.get_quantize_registry()
-    unsupported = [
-        f"{layer.name} ({type(layer).__name__})"
-        for layer in model.layers
-        if layer.name in names
-        and not registry.supports(layer)
-        and quantize_config_for(layer) is None
-        and not _is_batch_norm(layer)
-    ]
-    if unsupported:
-        raise ValueError(_unsupported_message(model, ", ".join(unsupported)))
+def _failing_layer(model, error):
+    """`"name (Class)"` of the layer TF-MOT's error names, or the error's text."""
+    match = re.search(r"Layer (\S+?):", str(error))
+    layer = find_layer(model, match.group(1)) if match else None
+    if layer is None:
+        return match.group(1) if match else str(error)
+    return f"{layer.name} ({type(unwrap(layer)).__name__})"
 
 
 def _unsupported_message(model, described):
+    name = described.split(" ")[0]
     return (
         f"TF-MOT cannot quantize these layers: {described}. Received: model={model.name!r}. "
         "Pass `layers=` to quantize only the supported ones (e.g. `layers=[keras.layers.Dense, "
-        "keras.layers.Conv2D]`), or annotate them yourself with "
-        "`tfmot.quantization.keras.quantize_annotate_layer(layer, quantize_config=...)`."
+        "keras.layers.Conv2D]`), or give each such layer a QuantizeConfig of your own and "
+        "quantize under its scope: `annotated = keras.models.clone_model(model, clone_function="
+        "lambda layer: tfmot.quantization.keras.quantize_annotate_layer(layer, "
+        f"quantize_config=MyConfig()) if layer.name == {name!r} else layer)`, then `with "
+        "tfmot.quantization.keras.quantize_scope({'MyConfig': MyConfig}): qat = "
+        "tfkd.quantize(annotated)`."
     )

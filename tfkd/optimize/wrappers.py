@@ -91,6 +91,15 @@ def is_quantization_layer(layer):
     return _tfmot_loaded() and isinstance(layer, quantize_classes())
 
 
+def is_quantize_annotation(layer):
+    """Whether `layer` is annotated for QAT (`quantize_annotate_layer`), not yet quantized."""
+    if not _tfmot_loaded():
+        return False
+    from tensorflow_model_optimization.python.core.quantization.keras import quantize_annotate
+
+    return isinstance(layer, quantize_annotate.QuantizeAnnotate)
+
+
 def iter_layers(model):
     """Every layer of `model`, descending into nested models (the models themselves not listed)."""
     for layer in model.layers:
