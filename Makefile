@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint bench clean
+.PHONY: demo test test-slow test-examples lint bench bench-quick clean
 
 $(STAMP): requirements.txt setup.py
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -25,7 +25,13 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 bench: $(STAMP)
-	$(VENV)/bin/python benchmarks/distill_speed.py
+	$(VENV)/bin/python benchmarks/run_all.py
+
+bench-quick: $(STAMP)
+	$(VENV)/bin/python benchmarks/run_all.py --quick
+
+test-examples: $(STAMP)
+	$(VENV)/bin/python -m pytest -p no:xdist -q -m examples tests/test_notebooks.py
 
 clean:
 	rm -rf $(VENV) tfkd-demo .pytest_cache

@@ -1,0 +1,78 @@
+"""Published anchors beside tfkd's measured figures, for BENCHMARKS.md (used by run_all.py).
+
+Each anchor is a published figure (with its source) and the tfkd figure that answers it, read
+from `results/*.json` when the benchmark that measures it has run; otherwise the row says which
+script to run.
+"""
+
+import json
+
+KERAS_IO = {"teacher": 97.81, "scratch": 97.78, "distilled": 96.92}  # % test accuracy, full MNIST
+HINTON = {"teacher": 67, "scratch": 146, "distilled": 74}  # test errors of 10,000, full MNIST
+# TF-MOT's "Quantization aware training" overview page, ImageNet top-1 (float -> 8-bit QAT).
+TFMOT_QAT = {"MobileNetV1 224": (71.03, 71.06), "ResNet v1 50": (76.3, 76.1),
+             "MobileNetV2 224": (70.77, 70.01)}
+DISTILBERT = "97% of BERT-base's GLUE score with 40% fewer parameters (60% of the size)"
+
+
+def _load(results, name):
+    try:
+        return json.loads((results / f"{name}.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def anchors_table(results):
+    """Markdown lines: one row per anchor, published figure against tfkd's."""
+    lines = ["| Anchor | Published | tfkd, measured | Where |", "|---|---|---|---|"]
+    lines += _mnist_rows(_load(results, "mnist_distill"))
+    lines.append(
+        "| TF-MOT QAT (ImageNet top-1, float -> 8-bit) | "
+        + "; ".join(f"{k}: {a:.2f}% -> {b:.2f}%" for k, (a, b) in TFMOT_QAT.items())
+        + " | QAT inside distillation, float -> int8 `.tflite`: see `compression` and "
+        "`make demo` (`distilled`/`pruned` -> `qat` -> `int8-tflite` rows) | "
+        "[compression](#compression) |")
+    transformers = _load(results, "transformers")
+    measured = _transformer_summary(transformers) if transformers else (
+        "not run yet: `python benchmarks/transformers.py`")
+    lines.append(f"| DistilBERT (Sanh et al., 2019) | {DISTILBERT} | {measured} | "
+                 "[transformers](#transformers) |")
+    return lines
+
+
+def _mnist_rows(result):
+    where = "[mnist_distill](#mnist_distill)"
+    if result is None:
+        missing = "not run yet: `python benchmarks/mnist_distill.py`"
+        return [f"| keras.io KD example (full MNIST) | teacher {KERAS_IO['teacher']}%, scratch "
+                f"{KERAS_IO['scratch']}%, distilled {KERAS_IO['distilled']}% | {missing} | "
+                f"{where} |",
+                f"| Hinton et al. 2015 (full MNIST, errors) | {HINTON['teacher']} / "
+                f"{HINTON['scratch']} / {HINTON['distilled']} | {missing} | {where} |"]
+    mean = result["means"]["all"]
+    few = result["means"]["10pct"]
+    n = result["data"]["test"]
+    data = f"{result['data']['source']} MNIST, {result['data']['train']:,} train, {n:,} test"
+    seeds = len({r["seed"] for r in result["runs"]})
+    return [
+        f"| keras.io KD example (full MNIST, 3 epochs) | teacher {KERAS_IO['teacher']}%, "
+        f"scratch {KERAS_IO['scratch']}%, distilled {KERAS_IO['distilled']}% (distilled "
+        f"{KERAS_IO['distilled'] - KERAS_IO['scratch']:+.2f} pts) | teacher "
+        f"{100 * result['teacher_accuracy']:.2f}%, scratch {100 * mean['scratch_accuracy']:.2f}%, "
+        f"distilled {100 * mean['distilled_accuracy']:.2f}% (mean of {seeds} seeds; {data}) | "
+        f"{where} |",
+        f"| Hinton et al. 2015 (full MNIST, test errors of 10,000) | teacher {HINTON['teacher']}, "
+        f"scratch {HINTON['scratch']}, distilled {HINTON['distilled']} (0.51x) | errors of "
+        f"{n:,}: teacher {result['teacher_errors']}, scratch {mean['scratch_errors']:.1f}, "
+        f"distilled {mean['distilled_errors']:.1f} ({mean['errors_ratio']:.2f}x; target <= "
+        f"{mean['target']}x {'met' if mean['met'] else 'not met'}); 10% labels "
+        f"{few['errors_ratio']:.2f}x (target <= {few['target']}x "
+        f"{'met' if few['met'] else 'not met'}) | {where} |",
+    ]
+
+
+def _transformer_summary(result):
+    """A short summary of H7's transformers.json: what it reports at the top level."""
+    keys = [k for k, v in result.items() if isinstance(v, (int, float, str)) and k != "command"]
+    shown = ", ".join(f"{k} {result[k]}" for k in keys[:6])
+    return shown or "see the section below"
