@@ -112,23 +112,42 @@ class ExportConfig:
 
     Args:
         formats: Any of `"float32-tflite"`, `"float16-tflite"`, `"dynamic-tflite"`,
-            `"int8-tflite"`, `"onnx"`. Defaults to `("float32-tflite", "int8-tflite", "onnx")`.
-        representative_samples: Training inputs to calibrate int8 on (float student only).
-            Defaults to `300`.
+            `"int8-tflite"`, `"onnx"`, or `None` for `("float32-tflite", "int8-tflite")` plus
+            `"onnx"` when the `tfkd[onnx]` extra is installed. Defaults to `None`.
+        representative_samples: Training inputs to calibrate int8 on (float student only; the
+            first ones, so a run is reproducible). Defaults to `300`.
         latency: Whether to measure batch-1 latency of every stage. Defaults to `True`.
+
+    Raises:
+        ImportError: If `"onnx"` is asked for without the `tfkd[onnx]` extra (before any training).
     """
 
-    formats: tuple = ("float32-tflite", "int8-tflite", "onnx")
+    formats: tuple | None = None
     representative_samples: int = 300
     latency: bool = True
 
     def __post_init__(self):
+        if self.formats is None:
+            self.formats = ("float32-tflite", "int8-tflite") + (("onnx",) if has_onnx() else ())
         if isinstance(self.formats, str):
             self.formats = (self.formats,)
         self.formats = tuple(self.formats)
         for fmt in self.formats:
             check_choice("formats", fmt, EXPORT_FORMATS)
         check_int("representative_samples", self.representative_samples, minimum=1)
+        if "onnx" in self.formats and not has_onnx():
+            raise ImportError(
+                'formats="onnx" needs tf2onnx and onnxruntime. Install them with `pip install '
+                '"tfkd[onnx]"`, or leave "onnx" out of `formats`. Received: '
+                f"formats={self.formats!r}."
+            )
+
+
+def has_onnx():
+    """Whether the `tfkd[onnx]` extra (tf2onnx, onnxruntime) is installed (found, not imported)."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ("tf2onnx", "onnxruntime"))
 
 
 def compress(teacher, student, train, val, *, distill=None, prune=None, quantize=None,

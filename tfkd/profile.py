@@ -350,7 +350,9 @@ def _profile_onnx(data, source):
         import onnx
         from onnx import numpy_helper
     except ImportError as error:
-        raise ImportError("Profiling .onnx files needs onnx: `pip install onnx`.") from error
+        raise ImportError(
+            'Profiling .onnx files needs onnx: `pip install "tfkd[onnx]"`.'
+        ) from error
     try:
         model = onnx.load_from_string(data)
         inferred = onnx.shape_inference.infer_shapes(model)

@@ -78,7 +78,7 @@ def _import(name):
         return __import__(name)
     except ImportError as error:
         raise ImportError(
-            f"ONNX export needs {name}. Install it with `pip install tf2onnx onnxruntime`."
+            f'ONNX export needs {name}. Install it with `pip install "tfkd[onnx]"`.'
         ) from error
 
 

@@ -142,7 +142,7 @@ def _quantize_int4(float_data):
     except ImportError as error:
         raise ImportError(
             'quantization="int4" needs Google\'s ai-edge-quantizer. Install it with '
-            "`pip install ai-edge-quantizer`."
+            '`pip install "tfkd[int4]"`.'
         ) from error
     int4 = quantizer.Quantizer(bytearray(float_data))
     int4.load_quantization_recipe(recipe.dynamic_wi4_afp32())

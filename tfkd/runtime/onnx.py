@@ -38,7 +38,9 @@ class ONNXModel(ExportedModel):
         try:
             import onnxruntime as ort
         except ImportError as error:
-            raise ImportError("ONNXModel needs onnxruntime: `pip install onnxruntime`.") from error
+            raise ImportError(
+                'ONNXModel needs onnxruntime: `pip install "tfkd[onnx]"`.'
+            ) from error
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
