@@ -37,7 +37,15 @@ class DistillConfig:
         temperature: Softening temperature of the teacher's and student's logits. Defaults to `8.0`.
         alpha: Weight of the student's loss on the labels; `1 - alpha` weighs the distillation
             loss. Defaults to `0.1`.
-        seed: Seed set before each fit (shuffling, dropout). Defaults to `0`.
+        seed: Seed set (`keras.utils.set_random_seed`: Python, NumPy, TensorFlow) before each
+            fit: shuffling, dropout, the initial values of what pruning and QAT add. Int8
+            calibration takes the first training inputs, so it draws nothing. The same seed
+            gives the same accuracies and the same `.tflite` bytes run after run on CPU
+            (`tests/test_reproducible.py`; seed before building the student, as `tfkd
+            compress` does), without TensorFlow's op determinism. On a GPU, call
+            `tf.config.experimental.enable_op_determinism()` first: it makes cuDNN and
+            scatter-style ops deterministic for the whole process, at a cost in speed, and
+            raises for ops that have no deterministic kernel. Defaults to `0`.
         cache_teacher: Run the teacher once over the training inputs and distil from its stored
             outputs (`tfkd.cache_teacher_outputs`): the same loss, since the inputs are not
             augmented, at about the cost of the student's plain fit. Defaults to `True`.
@@ -169,7 +177,9 @@ def compress(teacher, student, train, val, *, distill=None, prune=None, quantize
 
     Args:
         teacher: The trained teacher, a `tfkd.keras.Model` with logits out.
-        student: The student to train (in place), a `tfkd.keras.Model` with logits out.
+        student: The student to train (in place), a `tfkd.keras.Model` with logits out. Its
+            initial weights are the caller's: for a reproducible run, build it after
+            `tfkd.keras.utils.set_random_seed(seed)`.
         train: `(x_train, y_train)` arrays (integer labels).
         val: `(x_test, y_test)` arrays every stage is measured on.
         distill: A `DistillConfig`, dict, `None` or `False`. Defaults to `None`.

@@ -28,6 +28,8 @@ def demo(args: argparse.Namespace) -> None:
 def compress(args: argparse.Namespace) -> None:
     check_output_folder(args.out, args.overwrite)
     teacher = load_keras(args.teacher, "--teacher")
+    # The student's initial weights come from the same seed as the rest of the run.
+    tfkd.keras.utils.set_random_seed(tfkd.DistillConfig().seed if args.seed is None else args.seed)
     if args.student is not None:
         student = load_keras(args.student, "--student")
     else:
