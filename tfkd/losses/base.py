@@ -4,6 +4,7 @@ import copy
 import re
 
 from tfkd._keras import keras, tf
+from tfkd._validation import check_non_negative
 
 
 def _snake_case(name):
@@ -252,6 +253,56 @@ def merge_layer_names(side, name, keras3_name):
 
 def _structure(values):
     return tf.nest.map_structure(lambda v: "tensor", values)
+
+
+def all_teacher_free(losses):
+    """Whether `losses` (one or a list) are given and none of them reads a teacher."""
+    losses = [losses] if isinstance(losses, DistillationLoss) else losses
+    return bool(losses) and isinstance(losses, (list, tuple)) and all(
+        getattr(loss, "uses_teacher", True) is False for loss in losses
+    )
+
+
+def check_losses(losses):
+    """`distillation_losses` as a list of `DistillationLoss` (empty for `None`); else raises."""
+    if losses is None:
+        return []
+    if isinstance(losses, DistillationLoss):
+        losses = [losses]
+    if not isinstance(losses, (list, tuple)) or not losses:
+        raise TypeError(
+            "`distillation_losses` must be a `tfkd.losses.DistillationLoss` or a non-empty list of "
+            f"them. Received: distillation_losses={losses!r}. "
+            "E.g. `distillation_losses=[tfkd.losses.LogitsDistillation(temperature=3)]`."
+        )
+    for loss in losses:
+        if not isinstance(loss, DistillationLoss):
+            raise TypeError(
+                "Every item of `distillation_losses` must be a `tfkd.losses.DistillationLoss`. "
+                f"Received: {loss!r} (of type {type(loss).__name__}). For a plain Keras loss use "
+                "keras.io's idiom: "
+                "`compile(..., distillation_loss_fn=keras.losses.KLDivergence())`."
+            )
+    return list(losses)
+
+
+def check_loss_weights(weights, losses):
+    """One non-negative float per loss (all 1.0 for `None`); raises otherwise."""
+    if weights is None:
+        return [1.0] * len(losses)
+    if not isinstance(weights, (list, tuple)):
+        raise TypeError(
+            "`distillation_loss_weights` must be a list of numbers, one per distillation loss. "
+            f"Received: distillation_loss_weights={weights!r}."
+        )
+    if len(weights) != len(losses):
+        raise ValueError(
+            "`distillation_loss_weights` must have one weight per distillation loss "
+            f"({len(losses)}). "
+            f"Received: distillation_loss_weights={list(weights)!r} (length {len(weights)}). "
+            "Pass as many weights as losses, or None for equal weights."
+        )
+    return [check_non_negative("distillation_loss_weights[i]", w) for w in weights]
 
 
 def _shapes(values):

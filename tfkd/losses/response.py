@@ -89,6 +89,32 @@ def _logit_loss(loss):
     )
 
 
+class SoftenedKerasLoss(DistillationLoss):
+    """keras.io's distillation term: `fn(softmax(t / T), softmax(s / T)) * T**2`.
+
+    What `Distiller.compile(distillation_loss_fn=, temperature=)` builds; `fn` returns one value
+    per sample (see `per_sample_loss_fn`).
+    """
+
+    def __init__(self, fn, temperature):
+        super().__init__(name="distillation_loss_fn")
+        self.fn = fn
+        self.temperature = temperature
+
+    def call(self, teacher_logits, student_logits):
+        t = self.temperature
+        teacher_logits = tf.cast(teacher_logits, student_logits.dtype)
+        soft_teacher = tf.nn.softmax(teacher_logits / t, axis=-1)
+        soft_student = tf.nn.softmax(student_logits / t, axis=-1)
+        return self.fn(soft_teacher, soft_student) * t**2
+
+    def get_config(self):
+        return {
+            "fn": keras.utils.serialize_keras_object(self.fn),
+            "temperature": self.temperature,
+        }
+
+
 def class_indices(labels, logits):
     """Integer class labels `[batch]` from sparse (`[batch]`, `[batch, 1]`) or one-hot labels."""
     labels = tf.convert_to_tensor(labels)

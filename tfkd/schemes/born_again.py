@@ -83,7 +83,8 @@ def born_again(
     ...                          epochs=20, validation_data=(x_val, y_val))
     >>> [s["accuracy"] for s in result.scores]
     """
-    from tfkd.distiller import Distiller, _check_losses
+    from tfkd.distiller import Distiller
+    from tfkd.losses.base import check_losses
 
     if not callable(build_student) or isinstance(build_student, keras.layers.Layer):
         raise TypeError(
@@ -93,7 +94,7 @@ def born_again(
         )
     generations = check_int("generations", generations, minimum=1)
     fit_args, eval_args = _data_arguments(data, fit_kwargs.get("validation_data"))
-    losses = _check_losses(distillation_losses)
+    losses = check_losses(distillation_losses)
     result = BornAgainResult()
     for generation in range(1, generations + 1):
         student = _new_student(build_student, teacher, result.models)
