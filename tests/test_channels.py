@@ -349,3 +349,22 @@ def test_mobilenet_v2_strips_to_the_masked_outputs():
     x = _images(model, n=2)
     np.testing.assert_allclose(small(x).numpy(), pruned(x).numpy(), atol=1e-3, rtol=1e-3)
     assert small.count_params() < 0.5 * model.count_params()
+
+
+@pytest.mark.slow
+def test_compress_prunes_channels_and_reports_flops(trained_teacher, digits, tmp_path):
+    (x_train, y_train), (x_test, y_test) = digits
+    student = tfkd.models.build_student()
+    tfkd.keras.utils.set_random_seed(0)
+    report = tfkd.compress(
+        trained_teacher, student, (x_train[:200], y_train[:200]), (x_test[:100], y_test[:100]),
+        distill={"epochs": 2}, prune={"structure": "channels", "target_sparsity": 0.5,
+                                      "epochs": 2},
+        quantize={"epochs": 1}, export={"formats": ("int8-tflite",), "latency": False},
+        out_dir=tmp_path, verbose=0,
+    )
+    stages = {s["name"]: s for s in report.stages}
+    assert stages["pruned"]["params"] < stages["distilled"]["params"]
+    assert stages["pruned"]["flops"] < stages["distilled"]["flops"]
+    assert stages["int8-tflite"]["flops"] == stages["pruned"]["flops"]
+    assert "MFLOPs" in report.to_markdown()

@@ -37,15 +37,7 @@ class DistillConfig:
         temperature: Softening temperature of the teacher's and student's logits. Defaults to `8.0`.
         alpha: Weight of the student's loss on the labels; `1 - alpha` weighs the distillation
             loss. Defaults to `0.1`.
-        seed: Seed set (`keras.utils.set_random_seed`: Python, NumPy, TensorFlow) before each
-            fit: shuffling, dropout, the initial values of what pruning and QAT add. Int8
-            calibration takes the first training inputs, so it draws nothing. The same seed
-            gives the same accuracies and the same `.tflite` bytes run after run on CPU
-            (`tests/test_reproducible.py`; seed before building the student, as `tfkd
-            compress` does), without TensorFlow's op determinism. On a GPU, call
-            `tf.config.experimental.enable_op_determinism()` first: it makes cuDNN and
-            scatter-style ops deterministic for the whole process, at a cost in speed, and
-            raises for ops that have no deterministic kernel. Defaults to `0`.
+        seed: Seed set before each fit (shuffling, dropout). Defaults to `0`.
         cache_teacher: Run the teacher once over the training inputs and distil from its stored
             outputs (`tfkd.cache_teacher_outputs`): the same loss, since the inputs are not
             augmented, at about the cost of the student's plain fit. Defaults to `True`.
@@ -77,7 +69,9 @@ class PruneConfig:
         epochs: Epochs of distillation while pruning (the target is reached two-thirds of the way
             through). Defaults to `30`.
         learning_rate: Adam's learning rate while pruning. Defaults to `3e-3`.
-        structure: `None`, or `"m:n"` structured sparsity such as `"2:4"`. Defaults to `None`.
+        structure: `None`, `"m:n"` structured sparsity such as `"2:4"`, or `"channels"`: whole
+            filters and units removed (`target_sparsity` is then the fraction of channels), the
+            stripped model physically smaller. Defaults to `None`.
     """
 
     target_sparsity: float = 0.8
@@ -120,42 +114,23 @@ class ExportConfig:
 
     Args:
         formats: Any of `"float32-tflite"`, `"float16-tflite"`, `"dynamic-tflite"`,
-            `"int8-tflite"`, `"onnx"`, or `None` for `("float32-tflite", "int8-tflite")` plus
-            `"onnx"` when the `tfkd[onnx]` extra is installed. Defaults to `None`.
-        representative_samples: Training inputs to calibrate int8 on (float student only; the
-            first ones, so a run is reproducible). Defaults to `300`.
+            `"int8-tflite"`, `"onnx"`. Defaults to `("float32-tflite", "int8-tflite", "onnx")`.
+        representative_samples: Training inputs to calibrate int8 on (float student only).
+            Defaults to `300`.
         latency: Whether to measure batch-1 latency of every stage. Defaults to `True`.
-
-    Raises:
-        ImportError: If `"onnx"` is asked for without the `tfkd[onnx]` extra (before any training).
     """
 
-    formats: tuple | None = None
+    formats: tuple = ("float32-tflite", "int8-tflite", "onnx")
     representative_samples: int = 300
     latency: bool = True
 
     def __post_init__(self):
-        if self.formats is None:
-            self.formats = ("float32-tflite", "int8-tflite") + (("onnx",) if has_onnx() else ())
         if isinstance(self.formats, str):
             self.formats = (self.formats,)
         self.formats = tuple(self.formats)
         for fmt in self.formats:
             check_choice("formats", fmt, EXPORT_FORMATS)
         check_int("representative_samples", self.representative_samples, minimum=1)
-        if "onnx" in self.formats and not has_onnx():
-            raise ImportError(
-                'formats="onnx" needs tf2onnx and onnxruntime. Install them with `pip install '
-                '"tfkd[onnx]"`, or leave "onnx" out of `formats`. Received: '
-                f"formats={self.formats!r}."
-            )
-
-
-def has_onnx():
-    """Whether the `tfkd[onnx]` extra (tf2onnx, onnxruntime) is installed (found, not imported)."""
-    import importlib.util
-
-    return all(importlib.util.find_spec(name) is not None for name in ("tf2onnx", "onnxruntime"))
 
 
 def compress(teacher, student, train, val, *, distill=None, prune=None, quantize=None,
@@ -177,9 +152,7 @@ def compress(teacher, student, train, val, *, distill=None, prune=None, quantize
 
     Args:
         teacher: The trained teacher, a `tfkd.keras.Model` with logits out.
-        student: The student to train (in place), a `tfkd.keras.Model` with logits out. Its
-            initial weights are the caller's: for a reproducible run, build it after
-            `tfkd.keras.utils.set_random_seed(seed)`.
+        student: The student to train (in place), a `tfkd.keras.Model` with logits out.
         train: `(x_train, y_train)` arrays (integer labels).
         val: `(x_test, y_test)` arrays every stage is measured on.
         distill: A `DistillConfig`, dict, `None` or `False`. Defaults to `None`.
@@ -279,8 +252,9 @@ class _Run:
         from tfkd.optimize.wrappers import strip
 
         pruned = prune(student, target_sparsity=cfg.target_sparsity, structure=cfg.structure)
+        what = "of channels removed" if cfg.structure == "channels" else "(distilled)"
         seconds = self.distil(pruned, cfg.epochs, cfg.learning_rate,
-                              f"pruned to {cfg.target_sparsity:.0%} (distilled)")
+                              f"pruned to {cfg.target_sparsity:.0%} {what}")
         stripped = strip(pruned)
         self.add("pruned", stripped, seconds, file="pruned.keras")
         return stripped
@@ -288,7 +262,8 @@ class _Run:
     def quantize(self, model, cfg):
         from tfkd.optimize.quantization import quantize
 
-        preserve = "sparsity" if self.steps["prune"] else None
+        sparse = self.steps["prune"] and self.steps["prune"].structure != "channels"
+        preserve = "sparsity" if sparse else None  # channels are gone: no zeros to keep
         qat = quantize(model, preserve=preserve)
         seconds = self.distil(qat, cfg.epochs, cfg.learning_rate,
                               "qat: quantization-aware (distilled)")

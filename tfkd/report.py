@@ -16,6 +16,7 @@ STAGE_KEYS = (
     "accuracy_change",
     "agreement",
     "params",
+    "flops",
     "file",
     "bytes",
     "gzip_bytes",
@@ -147,6 +148,7 @@ class Report:
         values = {
             "kind": info.format,
             "params": info.params,
+            "flops": info.flops,
             "file": file,
             "bytes": info.bytes,
             "gzip_bytes": info.gzip_bytes,
@@ -312,6 +314,7 @@ _COLUMNS = (  # (key, header, format)
     ("accuracy_change", "vs reference", lambda v: f"{100 * v:+.2f} pts"),
     ("agreement", "Agreement", lambda v: f"{100 * v:.1f}%"),
     ("params", "Params", lambda v: f"{v:,}"),
+    ("flops", "MFLOPs", lambda v: f"{v / 1e6:,.2f}"),
     ("bytes", "Bytes", lambda v: f"{v:,}"),
     ("gzip_bytes", "Gzip bytes", lambda v: f"{v:,}"),
     ("smaller", "Gzip smaller", lambda v: f"{v:.1f}x"),
