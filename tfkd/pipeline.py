@@ -37,7 +37,15 @@ class DistillConfig:
         temperature: Softening temperature of the teacher's and student's logits. Defaults to `8.0`.
         alpha: Weight of the student's loss on the labels; `1 - alpha` weighs the distillation
             loss. Defaults to `0.1`.
-        seed: Seed set before each fit (shuffling, dropout). Defaults to `0`.
+        seed: Seed set (`keras.utils.set_random_seed`: Python, NumPy, TensorFlow) before each
+            fit: shuffling, dropout, the initial values of what pruning and QAT add. Int8
+            calibration takes the first training inputs, so it draws nothing. The same seed
+            gives the same accuracies and the same `.tflite` bytes run after run on CPU
+            (`tests/test_reproducible.py`; seed before building the student, as `tfkd
+            compress` does), without TensorFlow's op determinism. On a GPU, call
+            `tf.config.experimental.enable_op_determinism()` first: it makes cuDNN and
+            scatter-style ops deterministic for the whole process, at a cost in speed, and
+            raises for ops that have no deterministic kernel. Defaults to `0`.
         cache_teacher: Run the teacher once over the training inputs and distil from its stored
             outputs (`tfkd.cache_teacher_outputs`): the same loss, since the inputs are not
             augmented, at about the cost of the student's plain fit. Defaults to `True`.
@@ -114,23 +122,42 @@ class ExportConfig:
 
     Args:
         formats: Any of `"float32-tflite"`, `"float16-tflite"`, `"dynamic-tflite"`,
-            `"int8-tflite"`, `"onnx"`. Defaults to `("float32-tflite", "int8-tflite", "onnx")`.
-        representative_samples: Training inputs to calibrate int8 on (float student only).
-            Defaults to `300`.
+            `"int8-tflite"`, `"onnx"`, or `None` for `("float32-tflite", "int8-tflite")` plus
+            `"onnx"` when the `tfkd[onnx]` extra is installed. Defaults to `None`.
+        representative_samples: Training inputs to calibrate int8 on (float student only; the
+            first ones, so a run is reproducible). Defaults to `300`.
         latency: Whether to measure batch-1 latency of every stage. Defaults to `True`.
+
+    Raises:
+        ImportError: If `"onnx"` is asked for without the `tfkd[onnx]` extra (before any training).
     """
 
-    formats: tuple = ("float32-tflite", "int8-tflite", "onnx")
+    formats: tuple | None = None
     representative_samples: int = 300
     latency: bool = True
 
     def __post_init__(self):
+        if self.formats is None:
+            self.formats = ("float32-tflite", "int8-tflite") + (("onnx",) if has_onnx() else ())
         if isinstance(self.formats, str):
             self.formats = (self.formats,)
         self.formats = tuple(self.formats)
         for fmt in self.formats:
             check_choice("formats", fmt, EXPORT_FORMATS)
         check_int("representative_samples", self.representative_samples, minimum=1)
+        if "onnx" in self.formats and not has_onnx():
+            raise ImportError(
+                'formats="onnx" needs tf2onnx and onnxruntime. Install them with `pip install '
+                '"tfkd[onnx]"`, or leave "onnx" out of `formats`. Received: '
+                f"formats={self.formats!r}."
+            )
+
+
+def has_onnx():
+    """Whether the `tfkd[onnx]` extra (tf2onnx, onnxruntime) is installed (found, not imported)."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ("tf2onnx", "onnxruntime"))
 
 
 def compress(teacher, student, train, val, *, distill=None, prune=None, quantize=None,
@@ -152,7 +179,9 @@ def compress(teacher, student, train, val, *, distill=None, prune=None, quantize
 
     Args:
         teacher: The trained teacher, a `tfkd.keras.Model` with logits out.
-        student: The student to train (in place), a `tfkd.keras.Model` with logits out.
+        student: The student to train (in place), a `tfkd.keras.Model` with logits out. Its
+            initial weights are the caller's: for a reproducible run, build it after
+            `tfkd.keras.utils.set_random_seed(seed)`.
         train: `(x_train, y_train)` arrays (integer labels).
         val: `(x_test, y_test)` arrays every stage is measured on.
         distill: A `DistillConfig`, dict, `None` or `False`. Defaults to `None`.
