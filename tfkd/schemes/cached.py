@@ -373,7 +373,8 @@ def _teacher_function(teacher, top_k):
     return functions[top_k]
 
 
-def cache_teacher_outputs(teacher, data, top_k=None, batch_size=256, verbose=1):
+def cache_teacher_outputs(teacher, data, top_k=None, batch_size=256, verbose=1,
+                          teacher_dtype=None):
     """Runs `teacher` once over `data` and returns its outputs as a `tfkd.CachedTeacher`.
 
     The teacher runs in inference mode, batch by batch, with a progress bar. Train afterwards with
@@ -391,6 +392,9 @@ def cache_teacher_outputs(teacher, data, top_k=None, batch_size=256, verbose=1):
             times less memory; see `CachedTeacher`), or `None` to store all. Defaults to `None`.
         batch_size: Samples per teacher call. Defaults to `256`.
         verbose: `1` shows a progress bar, `0` none. Defaults to `1`.
+        teacher_dtype: The precision of the teacher's forward pass, as in `tfkd.Distiller`
+            (`None`, `"float32"`, `"bfloat16"`, `"float16"`, `"auto"`); the outputs are stored
+            as float32. Defaults to `None`.
 
     Returns:
         A `tfkd.CachedTeacher`.
@@ -414,9 +418,12 @@ def cache_teacher_outputs(teacher, data, top_k=None, batch_size=256, verbose=1):
     if top_k is not None:
         top_k = check_int("top_k", top_k, minimum=1)
     batch_size = check_int("batch_size", batch_size, minimum=1)
+    from tfkd.schemes.precision import resolve_teacher_dtype, teacher_in_precision
+
+    compute = teacher_in_precision(teacher, resolve_teacher_dtype(teacher_dtype))
     batches = _input_batches(data, batch_size)
 
-    run = _teacher_function(teacher, top_k)
+    run = _teacher_function(compute, top_k)
     progbar = keras.utils.Progbar(batches.cardinality_hint, verbose=verbose, unit_name="batch")
     hashers, chunks, num_classes = None, [], None
     for i, batch in enumerate(batches):
