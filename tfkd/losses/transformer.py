@@ -8,7 +8,7 @@ al., 2020). Student block `i` learns from teacher block `(i + 1) * N // M - 1` b
 
 from tfkd._keras import keras, tf
 from tfkd._validation import check_choice
-from tfkd.losses.base import DistillationLoss
+from tfkd.losses.base import DistillationLoss, as_list
 from tfkd.losses.feature import build_adapter
 
 
@@ -156,7 +156,7 @@ class HiddenStateDistillation(_LayerMapLoss):
         self.built = True
 
     def call(self, teacher_states, student_states):
-        teacher_states, student_states = _as_list(teacher_states), _as_list(student_states)
+        teacher_states, student_states = as_list(teacher_states), as_list(student_states)
         projections = self.projections or [None] * len(student_states)
         total = 0.0
         for teacher, student, projection in zip(
@@ -300,7 +300,7 @@ class AttentionDistillation(_LayerMapLoss):
     def call(self, teacher_scores, student_scores):
         total = 0.0
         for teacher, student in zip(
-            _as_list(teacher_scores), _as_list(student_scores), strict=True
+            as_list(teacher_scores), as_list(student_scores), strict=True
         ):
             student = tf.convert_to_tensor(student)
             teacher = tf.cast(teacher, student.dtype)
@@ -320,9 +320,6 @@ class AttentionDistillation(_LayerMapLoss):
     def get_config(self):
         return {**super().get_config(), "loss": self.loss}
 
-
-def _as_list(values):
-    return list(values) if isinstance(values, (list, tuple)) else [values]
 
 
 def _shape_list(shapes):
