@@ -13,20 +13,26 @@ from tfkd.keras3 import (
     convert_optimizer,
 )
 from tfkd.losses.base import (
-    DistillationLoss,
+    all_teacher_free,
     as_list,
+    check_loss_weights,
+    check_losses,
     per_sample,
     per_sample_loss_fn,
     weighted,
 )
 from tfkd.losses.distribute import average_over_global_batch
-from tfkd.losses.response import LogitsDistillation
-from tfkd.optimize._common import is_graph_model
-from tfkd.optimize.wrappers import find_layer, layer_names
+from tfkd.losses.reading import (
+    OUTPUTS,
+    build_reader,
+    check_output_shapes,
+    keys_read,
+    pick,
+    reader_shapes,
+)
+from tfkd.losses.response import LogitsDistillation, SoftenedKerasLoss
 from tfkd.schemes.cached import CachedTeacher, split_teacher_outputs
 from tfkd.schemes.precision import resolve_teacher_dtype, teacher_in_precision, weights_from
-
-_OUTPUTS = None  # the key under which a model's outputs are read (a layer name reads that layer)
 
 
 @keras.utils.register_keras_serializable(package="tfkd")
@@ -114,8 +120,8 @@ class Distiller(keras.Model):
         object.__setattr__(
             self, "_teacher_compute", teacher_in_precision(self.teacher, self.teacher_dtype)
         )
-        self.distillation_losses = _check_losses(distillation_losses)
-        self.distillation_loss_weights = _check_loss_weights(
+        self.distillation_losses = check_losses(distillation_losses)
+        self.distillation_loss_weights = check_loss_weights(
             distillation_loss_weights, self.distillation_losses
         )
         self.student_loss_weight = check_fraction("student_loss_weight", student_loss_weight)
@@ -207,7 +213,7 @@ class Distiller(keras.Model):
         self.student_loss_weight = check_fraction("alpha", alpha)
         self.student_loss_fn = per_sample_loss_fn("student_loss_fn", student_loss_fn)
         self.distillation_losses = [
-            _SoftenedKerasLoss(
+            SoftenedKerasLoss(
                 per_sample_loss_fn("distillation_loss_fn", distillation_loss_fn),
                 check_positive("temperature", temperature),
             )
@@ -237,20 +243,20 @@ class Distiller(keras.Model):
 
     def _prepare_losses(self):
         """Checks what the losses read against both models and builds the extractors once."""
-        self._teacher_keys = _keys_read(self.distillation_losses, side=0)
-        self._student_keys = _keys_read(self.distillation_losses, side=1)
-        self._teacher_reader = _build_reader("teacher", self._teacher_compute, self._teacher_keys)
-        self._student_reader = _build_reader("student", self.student, self._student_keys)
-        _check_output_shapes(self.teacher, self.student, self.distillation_losses)
+        self._teacher_keys = keys_read(self.distillation_losses, side=0)
+        self._student_keys = keys_read(self.distillation_losses, side=1)
+        self._teacher_reader = _teacher_reader(self._teacher_compute, self._teacher_keys)
+        self._student_reader = build_reader("student", self.student, self._student_keys)
+        check_output_shapes(self.teacher, self.student, self.distillation_losses)
         for loss in self.distillation_losses:
             loss.validate_model_compatibility(self.teacher, self.student)
-        teacher_shapes = _reader_shapes(self._teacher_reader, self._teacher_keys)
-        student_shapes = _reader_shapes(self._student_reader, self._student_keys)
+        teacher_shapes = reader_shapes(self._teacher_reader, self._teacher_keys)
+        student_shapes = reader_shapes(self._student_reader, self._student_keys)
         for loss in self.distillation_losses:
             if not loss.built and teacher_shapes is not None and student_shapes is not None:
                 loss.build(
-                    _pick(teacher_shapes, self._teacher_keys, loss, side=0),
-                    _pick(student_shapes, self._student_keys, loss, side=1),
+                    pick(teacher_shapes, self._teacher_keys, loss, side=0),
+                    pick(student_shapes, self._student_keys, loss, side=1),
                 )
         # Adapters owned by losses train with the student; a tracked list makes them checkpointed.
         self.adapters = [
@@ -283,7 +289,7 @@ class Distiller(keras.Model):
         self.optimizer.minimize(scaled_loss, variables, tape=tape)
         if self._teacher_follows_student:
             self.teacher.update(self.student)
-        return self._update_metrics(y, student_values[_OUTPUTS], sample_weight, losses)
+        return self._update_metrics(y, student_values[OUTPUTS], sample_weight, losses)
 
     def test_step(self, data):
         self.built = True
@@ -291,7 +297,7 @@ class Distiller(keras.Model):
         teacher_values = self._read_teacher(x, cached)
         student_values = self._read_student(x, training=False)
         losses = self._compute_losses(y, teacher_values, student_values, sample_weight)
-        return self._update_metrics(y, student_values[_OUTPUTS], sample_weight, losses)
+        return self._update_metrics(y, student_values[OUTPUTS], sample_weight, losses)
 
     def predict_step(self, data):
         x = self._unpack(data)[0]
@@ -307,7 +313,7 @@ class Distiller(keras.Model):
 
     def _read_teacher(self, x, cached=None):
         if cached is not None:
-            return {_OUTPUTS: tf.stop_gradient(self.teacher.decode(cached))}
+            return {OUTPUTS: tf.stop_gradient(self.teacher.decode(cached))}
         values = self._teacher_reader(x, training=False)
         if self.teacher_dtype is not None:  # a lower-precision teacher: float32 for the losses
             values = [tf.cast(v, tf.float32) for v in as_list(values)]
@@ -321,7 +327,7 @@ class Distiller(keras.Model):
     def _compute_losses(self, y, teacher_values, student_values, sample_weight):
         """Per-sample losses (weighted by `sample_weight`), reduced over the global batch later."""
         # Every value is cast to float32 by `per_sample` (mixed precision adds float16 ones).
-        y_pred = student_values[_OUTPUTS]
+        y_pred = student_values[OUTPUTS]
         batch = tf.shape(y_pred)[0]
         student_loss = tf.zeros([batch], tf.float32)
         if self.student_loss_fn is not None:
@@ -330,8 +336,8 @@ class Distiller(keras.Model):
         weights = self.distillation_loss_weights
         for loss, weight in zip(self.distillation_losses, weights, strict=True):
             value = loss.compute(
-                _pick(teacher_values, self._teacher_keys, loss, side=0),
-                _pick(student_values, self._student_keys, loss, side=1),
+                pick(teacher_values, self._teacher_keys, loss, side=0),
+                pick(student_values, self._student_keys, loss, side=1),
                 labels=y,
             )
             distill_loss += weight * per_sample(value, batch)
@@ -449,7 +455,7 @@ class Distiller(keras.Model):
 
 
 def _resolve_teacher(teacher, losses=None):
-    if teacher is None and _all_teacher_free(losses):
+    if teacher is None and all_teacher_free(losses):
         from tfkd.losses.virtual_teacher import NoTeacher  # e.g. TeacherFreeKD: no teacher to run
 
         return NoTeacher()
@@ -462,166 +468,18 @@ def _resolve_teacher(teacher, losses=None):
     return check_model("teacher", teacher)
 
 
-def _all_teacher_free(losses):
-    losses = [losses] if isinstance(losses, DistillationLoss) else losses
-    return bool(losses) and isinstance(losses, (list, tuple)) and all(
-        getattr(loss, "uses_teacher", True) is False for loss in losses
+def _teacher_reader(teacher, keys):
+    """`build_reader` for the teacher; a cached teacher's reader is its live model (or None)."""
+    if not isinstance(teacher, CachedTeacher):
+        return build_reader("teacher", teacher, keys)
+    if keys == [OUTPUTS]:
+        return teacher.teacher  # runs on data without stored outputs (validation, test)
+    raise ValueError(
+        "A cached teacher stores only its outputs, so losses cannot read its layers "
+        f"{keys[1:]}. Received: teacher={teacher!r}. Distil from the live teacher "
+        "(`teacher=model`) for feature and relation losses on inner layers, or use losses that "
+        "read the outputs."
     )
-
-
-def _check_losses(losses):
-    if losses is None:
-        return []
-    if isinstance(losses, DistillationLoss):
-        losses = [losses]
-    if not isinstance(losses, (list, tuple)) or not losses:
-        raise TypeError(
-            "`distillation_losses` must be a `tfkd.losses.DistillationLoss` or a non-empty list of "
-            f"them. Received: distillation_losses={losses!r}. "
-            "E.g. `distillation_losses=[tfkd.losses.LogitsDistillation(temperature=3)]`."
-        )
-    for loss in losses:
-        if not isinstance(loss, DistillationLoss):
-            raise TypeError(
-                "Every item of `distillation_losses` must be a `tfkd.losses.DistillationLoss`. "
-                f"Received: {loss!r} (of type {type(loss).__name__}). For a plain Keras loss use "
-                "keras.io's idiom: "
-                "`compile(..., distillation_loss_fn=keras.losses.KLDivergence())`."
-            )
-    return list(losses)
-
-
-def _check_loss_weights(weights, losses):
-    if weights is None:
-        return [1.0] * len(losses)
-    if not isinstance(weights, (list, tuple)):
-        raise TypeError(
-            "`distillation_loss_weights` must be a list of numbers, one per distillation loss. "
-            f"Received: distillation_loss_weights={weights!r}."
-        )
-    if len(weights) != len(losses):
-        raise ValueError(
-            "`distillation_loss_weights` must have one weight per distillation loss "
-            f"({len(losses)}). "
-            f"Received: distillation_loss_weights={list(weights)!r} (length {len(weights)}). "
-            "Pass as many weights as losses, or None for equal weights."
-        )
-    from tfkd._validation import check_non_negative
-
-    return [check_non_negative("distillation_loss_weights[i]", w) for w in weights]
-
-
-class _SoftenedKerasLoss(DistillationLoss):
-    """keras.io's distillation term: `fn(softmax(t / T), softmax(s / T)) * T**2`."""
-
-    def __init__(self, fn, temperature):
-        super().__init__(name="distillation_loss_fn")
-        self.fn = fn
-        self.temperature = temperature
-
-    def call(self, teacher_logits, student_logits):
-        t = self.temperature
-        teacher_logits = tf.cast(teacher_logits, student_logits.dtype)
-        soft_teacher = tf.nn.softmax(teacher_logits / t, axis=-1)
-        soft_student = tf.nn.softmax(student_logits / t, axis=-1)
-        return self.fn(soft_teacher, soft_student) * t**2
-
-    def get_config(self):
-        return {
-            "fn": keras.utils.serialize_keras_object(self.fn),
-            "temperature": self.temperature,
-        }
-
-
-def _keys_read(losses, side):
-    keys = [_OUTPUTS]
-    for loss in losses:
-        for pair in loss.layer_pairs:
-            if pair[side] not in keys:
-                keys.append(pair[side])
-    return keys
-
-
-def _pick(values, keys, loss, side):
-    """What `loss` reads from one side: one value, or a list for losses reading several layers."""
-    if isinstance(values, dict):
-        picked = [values[pair[side]] for pair in loss.layer_pairs]
-    else:
-        picked = [values[keys.index(pair[side])] for pair in loss.layer_pairs]
-    return picked[0] if len(picked) == 1 else picked
-
-
-def _build_reader(role, model, keys):
-    """A callable returning the model's outputs followed by the named layers' outputs."""
-    if isinstance(model, CachedTeacher) and keys == [_OUTPUTS]:
-        return model.teacher  # the live model for data without stored outputs (or None)
-    if keys == [_OUTPUTS]:
-        return model
-    if isinstance(model, CachedTeacher):
-        raise ValueError(
-            "A cached teacher stores only its outputs, so losses cannot read its layers "
-            f"{keys[1:]}. "
-            f"Received: teacher={model!r}. Distil from the live teacher (`teacher=model`) for "
-            "feature and relation losses on inner layers, or use losses that read the outputs."
-        )
-    model = getattr(model, "_feature_model", model)  # e.g. an EMATeacher's averaged model
-    if not is_graph_model(model):
-        raise ValueError(
-            f"Reading layers {keys[1:]} of the {role} needs a Functional or Sequential model, "
-            "whose "
-            f"layers can be tapped. Received: {role}={type(model).__name__}(name={model.name!r}). "
-            "Rebuild it with the Functional API (`keras.Model(inputs, outputs)`) or as a "
-            "`keras.Sequential`, or use losses that read only the outputs."
-        )
-    outputs = as_list(model.outputs)[:1]
-    for key in keys[1:]:
-        if hasattr(key, "tap"):  # a key that computes its value, e.g. attention scores
-            outputs.append(key.tap(model, role))
-            continue
-        layer = find_layer(model, key)  # through pruning, clustering and QAT wrappers
-        if layer is None:
-            raise ValueError(
-                f"The {role} has no layer named {key!r}. Received: {role}_layer={key!r}. "
-                f"Its layers are: {layer_names(model)}."
-            )
-        outputs.append(layer.output)
-    return keras.Model(model.inputs, outputs, name=f"{model.name}_features")
-
-
-def _reader_shapes(reader, keys):
-    if not is_graph_model(reader):
-        return None
-    if not reader.built or reader.outputs is None:
-        return None
-    return [tf.TensorShape(o.shape) for o in as_list(reader.outputs)[: len(keys)]]
-
-
-def _check_output_shapes(teacher, student, losses):
-    """Teacher and student outputs read by the same loss must agree in their last dimension."""
-    if not any(pair == (_OUTPUTS, _OUTPUTS) for loss in losses for pair in loss.layer_pairs):
-        return
-    teacher_shape = _output_shape(teacher)
-    student_shape = _output_shape(student)
-    if teacher_shape is None or student_shape is None:
-        return
-    if teacher_shape[-1] is not None and teacher_shape[-1] != student_shape[-1]:
-        raise ValueError(
-            "The teacher's and the student's outputs must have the same shape for a loss that "
-            f"compares them. Received: teacher output shape={tuple(teacher_shape)}, "
-            f"student output shape={tuple(student_shape)}. Give the student the teacher's number "
-            "of classes (last dimension), or read other layers with "
-            "`teacher_layer=`/`student_layer=`."
-        )
-
-
-def _output_shape(model):
-    try:
-        shape = model.output_shape
-    except (AttributeError, RuntimeError):
-        return None
-    if isinstance(shape, list):
-        shape = shape[0]
-    return shape
 
 
 def _check_has_labels(x, y, student_loss_fn, method="fit"):
