@@ -127,3 +127,33 @@ def test_model_checkpoint_then_load_model_continues_to_the_same_weights(
     lines = []
     resumed.summary(print_fn=lines.append)
     assert "tiny_student" in "\n".join(lines)
+
+
+def test_a_pruned_student_and_the_default_loss_load_and_keep_training(
+    make_teacher, make_student, tiny_data, tmp_path
+):
+    """Keras 3's idiom with no constructor losses (the default LogitsDistillation comes from
+    `compile`) and a TF-MOT-pruned student: the same losses after loading, and it trains on."""
+    x, y = tiny_data
+    distiller = tfkd.Distiller(
+        teacher=make_teacher(), student=tfkd.prune(make_student(), target_sparsity=0.5)
+    )
+    distiller.compile(optimizer="adam", loss=SCCE)
+    distiller.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    distiller.save(tmp_path / "pruned.keras")
+    loaded = tfkd.load_model(tmp_path / "pruned.keras")
+    assert loaded.get_config()["distillation_losses"] is None
+    assert [type(loss) for loss in loaded.distillation_losses] == [tfkd.losses.LogitsDistillation]
+    saved, again = _logs(distiller, x, y), _logs(loaded, x, y)
+    for key in ("loss", "student_loss", "distillation_loss"):
+        np.testing.assert_allclose(again[key], saved[key], rtol=1e-6)
+    loaded.fit(x, y, batch_size=16, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("name", ["distiller", "distiller.h5", "distiller.tf"])
+def test_formats_that_cannot_hold_a_distiller_are_refused(make_teacher, make_student, tmp_path,
+                                                          name):
+    distiller = _keras3_distiller(make_teacher, make_student)
+    with pytest.raises(ValueError, match=r"saves as a `.keras` file.*Received: filepath="):
+        distiller.save(str(tmp_path / name))
+    assert list(tmp_path.iterdir()) == []

@@ -1,9 +1,11 @@
 """`Distiller`: a Keras model training a student to mimic a frozen teacher, in either idiom."""
 
 import json
+import os
 
 from tfkd._keras import keras, tf
 from tfkd._validation import check_fraction, check_positive
+from tfkd.checks import check_first_batch
 from tfkd.keras3 import (
     check_model,
     convert_callbacks,
@@ -243,8 +245,8 @@ class Distiller(keras.Model):
 
     def _prepare_losses(self):
         """Checks what the losses read against both models and builds the extractors once."""
-        self._teacher_keys = keys_read(self.distillation_losses, side=0)
-        self._student_keys = keys_read(self.distillation_losses, side=1)
+        self._teacher_keys = keys_read(self.distillation_losses, 0, self._teacher_compute)
+        self._student_keys = keys_read(self.distillation_losses, 1, self.student)
         self._teacher_reader = _teacher_reader(self._teacher_compute, self._teacher_keys)
         self._student_reader = build_reader("student", self.student, self._student_keys)
         check_output_shapes(self.teacher, self.student, self.distillation_losses)
@@ -276,8 +278,8 @@ class Distiller(keras.Model):
         ]
 
     def train_step(self, data):
-        self.built = True  # the Distiller is built by its first step (`summary()` after `fit`)
         x, y, sample_weight, cached = self._unpack(data)
+        self.built = True  # the Distiller is built by its first step (`summary()` after `fit`)
         teacher_values = self._read_teacher(x, cached)
         variables = self.step_variables()
         with tf.GradientTape() as tape:
@@ -292,8 +294,8 @@ class Distiller(keras.Model):
         return self._update_metrics(y, student_values[OUTPUTS], sample_weight, losses)
 
     def test_step(self, data):
-        self.built = True
         x, y, sample_weight, cached = self._unpack(data)
+        self.built = True
         teacher_values = self._read_teacher(x, cached)
         student_values = self._read_student(x, training=False)
         losses = self._compute_losses(y, teacher_values, student_values, sample_weight)
@@ -375,6 +377,9 @@ class Distiller(keras.Model):
         """
         _check_has_labels(x, y, self.student_loss_fn)
         weights_from(self._teacher_compute, self.teacher)  # e.g. after `load_weights`
+        # One sentence for data that cannot fit, a warning for an untrained teacher, not a trace.
+        check_first_batch(x, y, kwargs.get("batch_size"), self.student, self._live_teacher(),
+                          self.student_loss_fn, check_teacher=not self._teacher_follows_student)
         if isinstance(self.teacher, CachedTeacher):
             self.teacher.check_training_data(x)
             validation = kwargs.get("validation_data")
@@ -393,11 +398,38 @@ class Distiller(keras.Model):
         """Keras `evaluate`, checking for the labels the student's loss needs."""
         _check_has_labels(x, y, self.student_loss_fn, method="evaluate")
         weights_from(self._teacher_compute, self.teacher)
+        check_first_batch(x, y, kwargs.get("batch_size"), self.student, self._live_teacher(),
+                          self.student_loss_fn, check_teacher=False)
         if isinstance(self.teacher, CachedTeacher):
             self.teacher.check_evaluation_data(x)
         return super().evaluate(x, y, *args, **kwargs)
 
+    def _live_teacher(self):
+        """The teacher model run on inputs (in its precision), or `None` (cached, EMA, none)."""
+        teacher = self._teacher_compute
+        if isinstance(self.teacher, CachedTeacher) or not isinstance(teacher, keras.Model):
+            return None
+        return teacher
+
     # --------------------------------------------------------------------------- save & load
+
+    def save(self, filepath, *args, **kwargs):
+        """Keras `save`, to a `.keras` file: teacher, student, losses, compile arguments and the
+        optimizer's state, which `tfkd.load_model` reads back to continue training.
+
+        Raises:
+            ValueError: For another format (SavedModel, HDF5), which cannot hold the Distiller's
+                training step; export `distiller.student` for inference instead.
+        """
+        path = os.fspath(filepath) if isinstance(filepath, (str, os.PathLike)) else None
+        if path is not None and not path.endswith(".keras"):
+            raise ValueError(
+                "A Distiller saves as a `.keras` file (its teacher, student, losses and optimizer "
+                f"state). Received: filepath={path!r}. Pass a path ending in `.keras` (e.g. "
+                "`ModelCheckpoint('distiller.keras', save_weights_only=False)`), or save "
+                "`distiller.student` (or export it with `tfkd.export`) for inference."
+            )
+        return super().save(filepath, *args, **kwargs)
 
     def get_config(self):
         """The constructor's arguments, models and losses serialized (what `from_config` takes).
