@@ -48,26 +48,26 @@ class Distiller(keras.Model):
       distillation_loss_fn(softmax(t / T), softmax(s / T)) * T**2`.
     - Keras 3 `keras.distillation`'s: `Distiller(teacher=, student=, distillation_losses=,
       distillation_loss_weights=, student_loss_weight=)` then `compile(optimizer, loss, metrics)`;
-      the
-      loss is `student_loss_weight * student_loss + (1 - student_loss_weight) * sum(w_i * loss_i)`.
+      the loss is `student_loss_weight * student_loss + (1 - student_loss_weight) * sum(w_i *
+      loss_i)`. Its loss classes take Keras 3's spellings too (`tfkd.losses.DistillationLoss`).
 
     The teacher is frozen, called with `training=False` and run outside the gradient tape: only the
     student (and any adapter a loss owns) gets gradients. `fit` and `evaluate` log `loss`,
-    `student_loss`, `distillation_loss` and the compiled metrics on the student's outputs; `predict`
-    returns the student's outputs; `total_loss` (Keras 3's name) is logged beside `loss`, the same
-    value. `loss` is the whole objective above on every data set:
-    `val_loss` (and `evaluate`'s `loss`) is that weighted sum on the validation data, teacher
-    included (a cached teacher runs its live model on data without stored outputs), so
-    `EarlyStopping` and `ModelCheckpoint` compare like with like; `val_student_loss` is the
-    student's loss on the labels alone. Losses are averaged over the global batch, so any
-    `tf.distribute` strategy gives the single-device loss.
+    `student_loss`, `distillation_loss` and the compiled metrics on the student's outputs, and
+    `total_loss` (Keras 3's name) beside `loss`, the same value; `predict` returns the student's
+    outputs. `loss` is the whole objective above on every data set: `val_loss` (and `evaluate`'s
+    `loss`) is that weighted sum on the validation data, teacher included (a cached teacher runs
+    its live model on data without stored outputs), so `EarlyStopping` and `ModelCheckpoint`
+    compare like with like; `val_student_loss` is the student's loss on the labels alone. A
+    Distiller saves as a `.keras` file (`save`, `ModelCheckpoint(save_weights_only=False)`) that
+    `tfkd.load_model` reads back, compiled, to continue training where it stopped. Losses are
+    averaged over the global batch, so any `tf.distribute` strategy gives the single-device loss.
 
     Args:
         teacher: The trained teacher, a `tfkd.keras.Model` (or a list of models, averaged as an
             ensemble), a `tfkd.CachedTeacher` (its stored outputs: train on batches of
             `cached.dataset(x, y)`, `({"x": x, "teacher_outputs": outputs}, y[, sample_weight])`),
-            or a
-            `tfkd.EMATeacher(student)` (updated after every optimizer step).
+            or a `tfkd.EMATeacher(student)` (updated after every optimizer step).
         student: The model to train, a `tfkd.keras.Model`.
         distillation_losses: A `tfkd.losses.DistillationLoss` or a list of them (Keras 3 idiom).
             Defaults to `None`: `LogitsDistillation()` when compiled with `loss=`.
