@@ -134,7 +134,9 @@ def write_records(records):
 
 def benchmarks_page(results):
     """BENCHMARKS.md: anchors against measured figures, then every results/<name>.md."""
-    from _anchors import anchors_table  # this folder is on sys.path when run as a script
+    if str(HERE) not in sys.path:  # imported from elsewhere (tests): find the helper beside us
+        sys.path.insert(0, str(HERE))
+    from _anchors import anchors_table
 
     runs = _load_json(results / "run_all.json") or {"runs": []}
     by_script = {r["script"]: r for r in runs["runs"]}
