@@ -13,7 +13,7 @@ SEEDS = (0, 1, 2)
 @pytest.fixture(scope="module")
 def demo_teacher():
     """The demo's teacher for seed 0 (40 epochs, 99.0%), trained once for the three seeds."""
-    teacher, _ = train_demo_teacher(seed=0, verbose=0)
+    teacher, _ = train_demo_teacher(seed=0, verbose=0, data="digits")
     return teacher
 
 
@@ -24,8 +24,8 @@ def test_distillation_claims_hold_over_three_seeds(demo_teacher):
     labels it makes clearly fewer errors over the three seeds (and no more on any one)."""
     results = {}
     for seed in SEEDS:
-        report = run_demo(None, seed=seed, compress_student=False, teacher=demo_teacher,
-                          verbose=0)
+        report = run_demo(None, data="digits", seed=seed, compress_student=False,
+                          teacher=demo_teacher, verbose=0)
         results[seed] = {s["name"]: s["accuracy"] for s in report.stages}
     print({seed: {k: round(v, 4) for k, v in r.items()} for seed, r in results.items()})
     for seed, accuracy in results.items():
@@ -52,6 +52,8 @@ def test_quick_demo_writes_the_report(tmp_path, capsys):
             assert stage["bytes"] > 0 and stage["gzip_bytes"] > 0 and stage["latency_us"] > 0
     student = report["stages"][names.index("student")]
     assert student["params"] * 20 <= report["stages"][0]["params"]  # student <= 1/20 teacher
+    # The default demo is real MNIST with keras.io's pair (28x28x1 in, 1.4M and 20k params).
+    assert (report["stages"][0]["params"], student["params"]) == (1_433_610, 20_490)
     assert report["stages"][names.index("pruned")]["sparsity"] >= 0.79
     markdown = (out / "report.md").read_text()
     assert "| distilled-10pct |" in markdown and "the errors" in markdown
@@ -60,3 +62,12 @@ def test_quick_demo_writes_the_report(tmp_path, capsys):
         p.name for p in out.iterdir()}
     printed = capsys.readouterr().out
     assert "| int8-tflite |" in printed and "[tfkd] teacher" in printed
+
+
+@pytest.mark.slow
+def test_quick_demo_on_the_digits(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--data", "digits", "--out", str(out)]) == 0
+    stages = json.loads((out / "report.json").read_text())["stages"]
+    assert (stages[0]["params"], stages[3]["params"]) == (159_626, 4_810)  # CNN teacher, MLP
+    assert stages[-1]["name"] == "onnx"

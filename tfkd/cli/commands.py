@@ -22,7 +22,7 @@ def demo(args: argparse.Namespace) -> None:
     from tfkd.demo import run_demo
 
     with output_folder(args.out, args.overwrite) as out:
-        run_demo(out, epochs=args.epochs, seed=args.seed, quick=args.quick)
+        run_demo(out, data=args.data, epochs=args.epochs, seed=args.seed, quick=args.quick)
 
 
 def compress(args: argparse.Namespace) -> None:

