@@ -5,11 +5,14 @@ distilled, float teacher) -> exported files, each stage measured side by side in
 Every step is configured by a small dataclass (or a dict of its fields); `False` skips the step.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import os
 import sys
 import tempfile
 import time
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +25,12 @@ from tfkd._validation import (
     check_positive,
 )
 from tfkd.keras3 import check_model
+
+if TYPE_CHECKING:
+    from tfkd.report import Report
+
+Model = Any  # a tf_keras model (tf_keras ships no type information)
+XY = tuple[Any, Any]  # (x, y) arrays
 
 EXPORT_FORMATS = ("float32-tflite", "float16-tflite", "dynamic-tflite", "int8-tflite", "onnx")
 
@@ -59,7 +68,7 @@ class DistillConfig:
     seed: int = 0
     cache_teacher: bool = True
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_int("epochs", self.epochs, minimum=1)
         check_int("batch_size", self.batch_size, minimum=1)
         check_positive("learning_rate", self.learning_rate)
@@ -85,9 +94,9 @@ class PruneConfig:
     target_sparsity: float = 0.8
     epochs: int = 30
     learning_rate: float = 3e-3
-    structure: object = None
+    structure: str | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_open_fraction("target_sparsity", self.target_sparsity)
         check_int("epochs", self.epochs, minimum=1)
         check_positive("learning_rate", self.learning_rate)
@@ -107,7 +116,7 @@ class QuantizeConfig:
     epochs: int = 10
     learning_rate: float = 5e-4
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_int("epochs", self.epochs, minimum=1)
         check_positive("learning_rate", self.learning_rate)
 
@@ -132,11 +141,11 @@ class ExportConfig:
         ImportError: If `"onnx"` is asked for without the `tfkd[onnx]` extra (before any training).
     """
 
-    formats: tuple | None = None
+    formats: tuple[str, ...] | None = None
     representative_samples: int = 300
     latency: bool = True
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.formats is None:
             self.formats = ("float32-tflite", "int8-tflite") + (("onnx",) if has_onnx() else ())
         if isinstance(self.formats, str):
@@ -153,15 +162,27 @@ class ExportConfig:
             )
 
 
-def has_onnx():
+def has_onnx() -> bool:
     """Whether the `tfkd[onnx]` extra (tf2onnx, onnxruntime) is installed (found, not imported)."""
     import importlib.util
 
     return all(importlib.util.find_spec(name) is not None for name in ("tf2onnx", "onnxruntime"))
 
 
-def compress(teacher, student, train, val, *, distill=None, prune=None, quantize=None,
-             export=None, out_dir=None, report=None, verbose=1):
+def compress(
+    teacher: Model,
+    student: Model,
+    train: XY,
+    val: XY,
+    *,
+    distill: DistillConfig | dict[str, Any] | bool | None = None,
+    prune: PruneConfig | dict[str, Any] | bool | None = None,
+    quantize: QuantizeConfig | dict[str, Any] | bool | None = None,
+    export: ExportConfig | dict[str, Any] | bool | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    report: Report | None = None,
+    verbose: int = 1,
+) -> Report:
     """Distils, prunes, quantizes and exports `student`, measuring every stage against `teacher`.
 
     The path: the student is distilled from the frozen teacher (stage `"distilled"`), pruned while
@@ -223,7 +244,7 @@ def compress(teacher, student, train, val, *, distill=None, prune=None, quantize
         raise TypeError(f"`report` must be a `tfkd.Report` or None. Received: report={report!r}.")
     run = _Run(teacher, train, val, steps, out_dir, report, verbose)
     with tempfile.TemporaryDirectory(prefix="tfkd-compress-") as scratch:
-        run.files_dir = out_dir if out_dir is not None else scratch
+        run.files_dir = os.fspath(out_dir) if out_dir is not None else scratch
         run.all(student)
     return report
 
@@ -231,15 +252,16 @@ def compress(teacher, student, train, val, *, distill=None, prune=None, quantize
 class _Run:
     """One walk down the path; holds what the stages share."""
 
-    def __init__(self, teacher, train, val, steps, out_dir, report, verbose):
+    def __init__(self, teacher: Model, train: XY, val: XY, steps: dict[str, Any],
+                 out_dir: str | os.PathLike[str] | None, report: Report, verbose: int) -> None:
         self.teacher, self.train, self.val = teacher, train, val
         self.steps, self.out_dir, self.report, self.verbose = steps, out_dir, report, verbose
         self.latency = steps["export"].latency if steps["export"] else True
         # Batch, seed, temperature and alpha of the later fits: the distillation's.
         self.fit_config = steps["distill"] or DistillConfig()
-        self.files_dir = None
+        self.files_dir = ""  # out_dir, or a scratch folder while compress runs
 
-    def all(self, student):
+    def all(self, student: Model) -> None:
         if self.out_dir is not None:
             os.makedirs(self.out_dir, exist_ok=True)
         if not any(s["name"] == "teacher" for s in self.report.stages):
@@ -259,11 +281,12 @@ class _Run:
         if self.out_dir is not None:
             self.write_report()
 
-    def say(self, text):
+    def say(self, text: str) -> None:
         if self.verbose:
             print(text, file=sys.stdout, flush=True)
 
-    def add(self, name, model_or_file, seconds=None, file=None, **extra):
+    def add(self, name: str, model_or_file: Any, seconds: float | None = None,
+            file: str | None = None, **extra: Any) -> dict[str, Any]:
         if file is not None and self.out_dir is not None:
             _save_model(model_or_file, os.path.join(self.out_dir, file))
         x, y = self.val
@@ -272,11 +295,11 @@ class _Run:
         self.say(f"  {name}: accuracy {100 * stage['accuracy']:.2f}%")
         return stage
 
-    def distil(self, student, epochs, learning_rate, what):
+    def distil(self, student: Model, epochs: int, learning_rate: float, what: str) -> float:
         return distil(self.teacher, student, self.train, self.fit_config, epochs=epochs,
                       learning_rate=learning_rate, verbose=self.verbose, what=what)
 
-    def prune(self, student, cfg):
+    def prune(self, student: Model, cfg: PruneConfig) -> Model:
         from tfkd.optimize.pruning import prune
         from tfkd.optimize.wrappers import strip
 
@@ -288,7 +311,7 @@ class _Run:
         self.add("pruned", stripped, seconds, file="pruned.keras")
         return stripped
 
-    def quantize(self, model, cfg):
+    def quantize(self, model: Model, cfg: QuantizeConfig) -> Model:
         from tfkd.optimize.quantization import quantize
 
         sparse = self.steps["prune"] and self.steps["prune"].structure != "channels"
@@ -299,11 +322,11 @@ class _Run:
         self.add("qat", qat, seconds, file="qat.keras")
         return qat
 
-    def export(self, float_model, qat_model, cfg):
+    def export(self, float_model: Model, qat_model: Model | None, cfg: ExportConfig) -> None:
         from tfkd.export import to_onnx, to_tflite
 
         samples = self.train[0][: cfg.representative_samples]
-        for fmt in cfg.formats:
+        for fmt in cfg.formats or ():
             self.say(f"[tfkd] exporting {fmt}")
             if fmt == "onnx":
                 path = os.path.join(self.files_dir, "student.onnx")
@@ -316,10 +339,11 @@ class _Run:
                 to_tflite(source, path, quantization=mode, representative_data=data)
             self.add(fmt, path)
 
-    def write_report(self):
+    def write_report(self) -> None:
         from tfkd.export._atomic import write_text
 
-        paths = [os.path.join(self.out_dir, n) for n in ("report.json", "report.md", "report.png")]
+        names = ("report.json", "report.md", "report.png")
+        paths = [os.path.join(self.files_dir, n) for n in names]
         self.report.to_json(paths[0])
         write_text(paths[1], self.report.to_markdown())
         try:
@@ -329,8 +353,9 @@ class _Run:
         self.say(f"[tfkd] wrote {', '.join(paths)}")
 
 
-def distil(teacher, student, train, config, *, epochs=None, learning_rate=None, verbose=1,
-           what="distilling"):
+def distil(teacher: Model, student: Model, train: XY, config: DistillConfig, *,
+           epochs: int | None = None, learning_rate: float | None = None, verbose: int = 1,
+           what: str = "distilling") -> float:
     """Distils `student` from `teacher` on `train` (keras.io's loss); returns the seconds spent."""
     from tfkd.distiller import Distiller
     from tfkd.schemes.cached import cache_teacher_outputs
@@ -353,7 +378,8 @@ def distil(teacher, student, train, config, *, epochs=None, learning_rate=None, 
                      seed=config.seed, cached=cached)
 
 
-def train_alone(student, train, config, *, epochs=None, verbose=1, what="training alone"):
+def train_alone(student: Model, train: XY, config: DistillConfig, *, epochs: int | None = None,
+                verbose: int = 1, what: str = "training alone") -> float:
     """Trains `student` on the labels alone with the distillation's optimizer, epochs, batch,
     shuffling and seed; returns the seconds spent."""
     x, y = train
@@ -367,7 +393,8 @@ def train_alone(student, train, config, *, epochs=None, verbose=1, what="trainin
     return timed_fit(student, x, y, epochs, config.batch_size, verbose, what, seed=config.seed)
 
 
-def timed_fit(model, x, y, epochs, batch_size, verbose, what, seed=0, cached=None):
+def timed_fit(model: Model, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int,
+              verbose: int, what: str, seed: int = 0, cached: Any = None) -> float:
     """`model.fit` on `(x, y)` (plus a cached teacher's outputs), shuffled with `seed`, with one
     progress bar over the epochs (not one line per epoch); returns the seconds spent."""
     if verbose:
@@ -391,17 +418,17 @@ def timed_fit(model, x, y, epochs, batch_size, verbose, what, seed=0, cached=Non
 
 
 class _EpochProgress(keras.callbacks.Callback):
-    def __init__(self, epochs):
+    def __init__(self, epochs: int) -> None:
         super().__init__()
         self.progbar = keras.utils.Progbar(epochs, unit_name="epoch")
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         shown = [(k, logs[k]) for k in ("loss", "accuracy") if k in logs]
         self.progbar.update(epoch + 1, values=shown, finalize=epoch + 1 == self.progbar.target)
 
 
-def check_xy(name, data):
+def check_xy(name: str, data: Any) -> tuple[np.ndarray, np.ndarray]:
     """`(x, y)` as NumPy arrays of the same length, or a `ValueError` that says what to pass."""
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise ValueError(
@@ -417,7 +444,7 @@ def check_xy(name, data):
     return x.astype("float32", copy=False), y
 
 
-def _config(name, value, cls):
+def _config(name: str, value: Any, cls: type) -> Any:
     if value is False:
         return None
     if value is None:
@@ -439,7 +466,7 @@ def _config(name, value, cls):
     )
 
 
-def _save_model(model, path):
+def _save_model(model: Any, path: str) -> None:
     """Saves a Keras model atomically (the `.keras` suffix kept on the temporary file)."""
     from tfkd.export._atomic import atomic_file
 

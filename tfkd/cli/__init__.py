@@ -80,14 +80,14 @@ def quiet_tensorflow(verbose: bool) -> Iterator[None]:
     for module in ("tensorflow", "tf_keras", "tensorflow_model_optimization", "keras", "tf2onnx",
                    "absl", "google"):
         warnings.filterwarnings("ignore", module=module)
-    if sys.stderr is not sys.__stderr__ or sys.__stderr__ is None:
+    python_stderr = sys.stderr
+    if python_stderr is not sys.__stderr__ or python_stderr is None:
         yield  # stderr is already redirected (e.g. by pytest): leave file descriptors alone
         return
     import tempfile
 
-    sys.stderr.flush()
+    python_stderr.flush()
     terminal_fd = os.dup(2)
-    python_stderr = sys.stderr
     with tempfile.TemporaryFile() as native_log, open(terminal_fd, "w", closefd=True) as terminal:
         os.dup2(native_log.fileno(), 2)
         sys.stderr = terminal

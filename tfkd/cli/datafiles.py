@@ -5,15 +5,21 @@ on its test part (a `test/` folder, or the same held-out 20% of each class).
 """
 
 import os
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from tfkd.pipeline import check_xy
 
+Shape = Sequence[int | None]  # one input's shape, batch excluded
+XY = tuple[np.ndarray, np.ndarray]
+
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
-def load_data(path, input_shape=None, test_fraction=0.2, seed=0):
+def load_data(path: str | os.PathLike[str], input_shape: Shape | None = None,
+              test_fraction: float = 0.2, seed: int = 0) -> tuple[XY, XY]:
     """Reads `((x_train, y_train), (x_test, y_test))` from an `.npz` file or a folder of images.
 
     An `.npz` holds the arrays `x_train`, `y_train`, `x_test` and `y_test`. A folder holds one
@@ -52,7 +58,7 @@ def load_data(path, input_shape=None, test_fraction=0.2, seed=0):
     return train, test
 
 
-def load_inputs(path, input_shape=None):
+def load_inputs(path: str | os.PathLike[str], input_shape: Shape | None = None) -> np.ndarray:
     """Reads inputs from an `.npz` (its `x_train`, or `x` when that is its only array: e.g. a
     representative set for int8 calibration), or the training images of a folder."""
     path = os.fspath(path)
@@ -70,7 +76,7 @@ def load_inputs(path, input_shape=None):
     )
 
 
-def check_input_shape(model_input_shape, x, source="the model"):
+def check_input_shape(model_input_shape: Shape, x: Any, source: str = "the model") -> None:
     """Raises a `ValueError` if samples `x` do not fit an input shape (batch dimension excluded)."""
     expected = tuple(model_input_shape)
     got = tuple(np.asarray(x).shape[1:])
@@ -83,7 +89,7 @@ def check_input_shape(model_input_shape, x, source="the model"):
         )
 
 
-def _read_npz(path):
+def _read_npz(path: str) -> dict[str, np.ndarray]:
     if not path.endswith(".npz"):
         raise ValueError(
             "Data must be an `.npz` file (or a folder of images per class). "
@@ -96,7 +102,8 @@ def _read_npz(path):
         raise ValueError(f"{path} is not a readable `.npz` file ({error}).") from None
 
 
-def _load_image_folder(path, input_shape, test_fraction, seed):
+def _load_image_folder(path: str, input_shape: Shape | None, test_fraction: float,
+                       seed: int) -> tuple[XY, XY]:
     if input_shape is None or len(input_shape) != 3:
         raise ValueError(
             "Reading a folder of images needs the model's input shape (height, width, channels). "
@@ -104,8 +111,8 @@ def _load_image_folder(path, input_shape, test_fraction, seed):
         )
     if all(os.path.isdir(os.path.join(path, d)) for d in ("train", "test")):
         classes = _class_names(os.path.join(path, "train"))
-        return tuple(_read_images(os.path.join(path, part), classes, input_shape)
-                     for part in ("train", "test"))
+        return (_read_images(os.path.join(path, "train"), classes, input_shape),
+                _read_images(os.path.join(path, "test"), classes, input_shape))
     from sklearn.model_selection import train_test_split
 
     x, y = _read_images(path, _class_names(path), input_shape)
@@ -114,7 +121,7 @@ def _load_image_folder(path, input_shape, test_fraction, seed):
     return (x_train, y_train), (x_test, y_test)
 
 
-def _class_names(path):
+def _class_names(path: str) -> list[str]:
     names = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)))
     if len(names) < 2:
         raise ValueError(
@@ -124,10 +131,10 @@ def _class_names(path):
     return names
 
 
-def _read_images(path, classes, input_shape):
+def _read_images(path: str, classes: list[str], input_shape: Shape) -> XY:
     from PIL import Image
 
-    height, width, channels = input_shape
+    height, width, channels = (int(d or 0) for d in input_shape)
     mode = "L" if channels == 1 else "RGB"
     xs, ys = [], []
     for label, name in enumerate(classes):
@@ -136,15 +143,15 @@ def _read_images(path, classes, input_shape):
             if not file.lower().endswith(_IMAGE_SUFFIXES):
                 continue
             with Image.open(os.path.join(folder, file)) as image:
-                image = image.convert(mode).resize((width, height))
-                xs.append(np.asarray(image, dtype="float32").reshape(input_shape) / 255.0)
+                pixels = np.asarray(image.convert(mode).resize((width, height)), dtype="float32")
+                xs.append(pixels.reshape((height, width, channels)) / 255.0)
             ys.append(label)
     if not xs:
         raise ValueError(f"No images ({', '.join(_IMAGE_SUFFIXES)}) under {path}.")
     return np.stack(xs), np.asarray(ys, dtype="int64")
 
 
-def load_test_data(path, input_shape=None):
+def load_test_data(path: str | os.PathLike[str], input_shape: Shape | None = None) -> XY:
     """Reads `(x_test, y_test)` from an `.npz` (or `(x, y)` when it holds those instead), or the
     test part of a folder of images (what `load_data` holds out)."""
     path = os.fspath(path)
