@@ -111,3 +111,81 @@ def test_a_softmax_it_cannot_read_is_refused_with_the_fix():
     with pytest.raises(ValueError, match=r"teacher 'segmenter' ends in a softmax \(Conv2D 'seg'\)"
                                          r".*Activation\('softmax'\)"):
         logits_tensor(model, "teacher")
+
+
+# Through the Distiller: each trap is one sentence (or one warning) before anything is traced.
+
+
+def _distiller(teacher, student):
+    import tfkd
+
+    distiller = tfkd.Distiller(teacher=teacher, student=student)
+    distiller.compile(optimizer="adam", metrics=["accuracy"],
+                      student_loss_fn=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      distillation_loss_fn=keras.losses.KLDivergence(), alpha=0.1, temperature=4)
+    return distiller
+
+
+@pytest.fixture
+def batch():
+    rng = np.random.default_rng(0)
+    return rng.random((16, 4)).astype("float32"), np.arange(16) % 3
+
+
+def test_fit_with_one_hot_labels_is_one_sentence(batch):
+    x, y = batch
+    distiller = _distiller(_mlp(name="t"), _mlp(name="s"))
+    with pytest.raises(ValueError, match="labels are one-hot"):
+        distiller.fit(x, np.eye(3)[y], epochs=1, verbose=0)
+    assert distiller.optimizer.iterations.numpy() == 0  # nothing ran
+
+
+def test_fit_with_inputs_the_teacher_cannot_take(batch):
+    x, y = batch
+    teacher = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)], name="wide")
+    distiller = _distiller(teacher, _mlp(name="s"))
+    with pytest.raises(ValueError, match=r"teacher's input shape \(batch, 5\)"):
+        distiller.fit(x, y, epochs=1, verbose=0)
+
+
+def test_evaluate_with_labels_out_of_range(batch):
+    x, y = batch
+    distiller = _distiller(_mlp(name="t"), _mlp(name="s"))
+    with pytest.raises(ValueError, match="Received: labels from 0 to 7"):
+        distiller.evaluate(x, np.arange(16) % 8, verbose=0)
+
+
+def test_fit_from_an_untrained_teacher_warns_by_name(batch):
+    x, y = batch
+    teacher = _mlp(name="fresh")
+    for layer in teacher.layers[1:]:
+        layer.set_weights([w * 0.0 for w in layer.get_weights()])  # uniform outputs
+    with pytest.warns(UserWarning, match="The teacher 'fresh' looks untrained"):
+        _distiller(teacher, _mlp(name="s")).fit(x, y, epochs=1, verbose=0)
+
+
+def test_a_softmax_teacher_is_read_as_logits(batch):
+    """A teacher ending in softmax gives the same distillation loss as its logits would."""
+    x, y = batch
+    logits_teacher = _mlp(name="t")
+    probabilities = keras.layers.Activation("softmax")(logits_teacher.output)
+    softmax_teacher = keras.Model(logits_teacher.inputs, probabilities, name="soft")
+    student = _mlp(name="s")
+    expected = _distiller(logits_teacher, student).evaluate(x, y, verbose=0, return_dict=True)
+    with pytest.warns(UserWarning, match="'soft' outputs softmax probabilities"):
+        distiller = _distiller(softmax_teacher, student)
+    got = distiller.evaluate(x, y, verbose=0, return_dict=True)
+    assert got["distillation_loss"] == pytest.approx(expected["distillation_loss"], rel=1e-5)
+
+
+def test_a_softmax_teacher_is_cached_as_logits(batch):
+    import tfkd
+
+    x, _ = batch
+    logits_teacher = _mlp(name="t")
+    dense_softmax = keras.Model(logits_teacher.inputs, keras.layers.Activation("softmax")(
+        logits_teacher.output), name="soft")
+    with pytest.warns(UserWarning, match="reads the logits before its final softmax"):
+        cached = tfkd.cache_teacher_outputs(dense_softmax, x, verbose=0)
+    np.testing.assert_allclose(cached.logits(), logits_teacher.predict(x, verbose=0), rtol=1e-5,
+                               atol=1e-6)

@@ -18,6 +18,63 @@ from tfkd._keras import keras, tf
 # First batch ------------------------------------------------------------------------------------
 
 
+def check_first_batch(x, y, batch_size, student, teacher, loss, check_teacher=True,
+                      teacher_name="teacher"):
+    """Checks the first batch of `fit`/`evaluate` data before anything is traced.
+
+    Inputs against the student's (and a live teacher's) input shape and for NaN; labels against
+    the student's loss and number of classes; and, with `check_teacher`, whether the teacher
+    looks untrained on this batch (a warning).
+
+    Args:
+        x, y, batch_size: As given to `fit`/`evaluate` (arrays, or a `tf.data.Dataset` of
+            `(x, y, ...)` batches; the teacher's cached outputs may travel in `x`).
+        student: The student model.
+        teacher: A live teacher model, or `None`.
+        loss: The student's loss on the labels, or `None`.
+        check_teacher: Whether to look at the teacher's outputs. Defaults to `True`.
+        teacher_name: How warnings name the teacher. Defaults to `"teacher"`.
+    """
+    batch = first_batch(x, y, batch_size)
+    if batch is None:
+        return
+    inputs, labels = batch
+    cached = None
+    if isinstance(inputs, dict) and "teacher_outputs" in inputs:  # a cached teacher's batch
+        inputs, cached = inputs.get("x"), inputs["teacher_outputs"]
+    models = {"student": student}
+    if teacher is not None and getattr(teacher, "inputs", None):
+        models["teacher"] = teacher
+    check_inputs(inputs, models)
+    outputs = getattr(student, "outputs", None)
+    classes = outputs[0].shape[-1] if outputs and len(outputs) == 1 else None
+    check_labels(labels, loss, classes)
+    if not check_teacher:
+        return
+    if cached is None and teacher is not None:
+        cached = logits_model(teacher, "teacher", say=False)(inputs, training=False)
+    if cached is not None and not isinstance(cached, dict):
+        warn_if_untrained(tf.nest.flatten(cached)[0], labels, name=teacher_name)
+
+
+def first_batch(x, y, batch_size=None):
+    """`(inputs, labels)` of the first batch `fit` would see (numpy), or `None` if unknown."""
+    if isinstance(x, tf.data.Dataset):
+        for element in x.take(1):
+            element = tf.nest.map_structure(np.asarray, element)
+            if isinstance(element, tuple):
+                return element[0], (element[1] if len(element) > 1 else None)
+            return element, None
+        return None
+    if x is None or not all(hasattr(a, "shape") for a in tf.nest.flatten(x)):
+        return None  # generators, Sequences: not looked at
+    size = batch_size or 32
+    inputs = tf.nest.map_structure(lambda a: np.asarray(a[:size]), x)
+    labels = None if y is None or not hasattr(y, "shape") else np.asarray(y[:size])
+    return inputs, labels
+
+
+
 def check_inputs(x, models):
     """Raises a `ValueError` if the batch `x` holds NaN/inf or does not fit a model's input.
 
@@ -165,6 +222,21 @@ def logits_tensor(model, role):
         f"{role} with softmax outputs. Give the {role} a separate last layer "
         "`keras.layers.Activation('softmax')` (or none: output logits)."
     )
+
+
+def logits_model(model, role, say=True):
+    """`model` itself, or a model of the same weights returning the logits before its final
+    softmax (said once, as a warning, when `say`)."""
+    logits = logits_tensor(model, role)
+    if logits is None:
+        return model
+    if say:
+        warnings.warn(
+            f"The {role} {model.name!r} outputs softmax probabilities; distillation losses "
+            "compare logits, so tfkd reads the logits before its final softmax.",
+            stacklevel=3,
+        )
+    return keras.Model(model.inputs, logits, name=f"{model.name}_logits")
 
 
 class PreActivation(keras.layers.Layer):

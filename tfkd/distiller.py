@@ -379,7 +379,8 @@ class Distiller(keras.Model):
         weights_from(self._teacher_compute, self.teacher)  # e.g. after `load_weights`
         # One sentence for data that cannot fit, a warning for an untrained teacher, not a trace.
         check_first_batch(x, y, kwargs.get("batch_size"), self.student, self._live_teacher(),
-                          self.student_loss_fn, check_teacher=not self._teacher_follows_student)
+                          self.student_loss_fn, check_teacher=not self._teacher_follows_student,
+                          teacher_name=f"teacher {self.teacher.name!r}")
         if isinstance(self.teacher, CachedTeacher):
             self.teacher.check_training_data(x)
             validation = kwargs.get("validation_data")

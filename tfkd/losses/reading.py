@@ -5,7 +5,10 @@ of every loss on each side (`keys_read`), builds one reader per model (`build_re
 model returning the outputs and those layers), and hands each loss its values (`pick`).
 """
 
+import warnings
+
 from tfkd._keras import keras, tf
+from tfkd.checks import ends_in_softmax, logits_tensor
 from tfkd.losses.base import as_list
 from tfkd.optimize._common import is_graph_model
 from tfkd.optimize.wrappers import find_layer, layer_names
@@ -13,22 +16,46 @@ from tfkd.optimize.wrappers import find_layer, layer_names
 OUTPUTS = None  # the key under which a model's outputs are read (a layer name reads that layer)
 
 
-def keys_read(losses, side):
-    """`OUTPUTS` then every layer the losses read on one side (0 teacher, 1 student), once."""
+class _LogitsKey:
+    def __repr__(self):
+        return "LOGITS"
+
+
+# The key of the logits before a model's final softmax: losses that read `OUTPUTS` get these.
+LOGITS = _LogitsKey()
+
+
+def keys_read(losses, side, model=None):
+    """`OUTPUTS` then every layer the losses read on one side (0 teacher, 1 student), once; and
+    `LOGITS` last when `model` ends in a softmax (said once), so losses compare logits."""
     keys = [OUTPUTS]
     for loss in losses:
         for pair in loss.layer_pairs:
             if pair[side] not in keys:
                 keys.append(pair[side])
+    if model is not None and losses and ends_in_softmax(model) is not None:
+        role = ("teacher", "student")[side]
+        warnings.warn(
+            f"The {role} {model.name!r} outputs softmax probabilities; distillation losses "
+            "compare logits, so tfkd reads the logits before its final softmax.",
+            stacklevel=3,
+        )
+        keys.append(LOGITS)
     return keys
 
 
 def pick(values, keys, loss, side):
-    """What `loss` reads from one side: one value, or a list for losses reading several layers."""
+    """What `loss` reads from one side: one value, or a list for losses reading several layers.
+    A model's `OUTPUTS` are its logits (`LOGITS`) where it ends in a softmax."""
+
+    def key(pair):
+        wanted = pair[side]
+        return LOGITS if wanted is OUTPUTS and LOGITS in keys else wanted
+
     if isinstance(values, dict):
-        picked = [values[pair[side]] for pair in loss.layer_pairs]
+        picked = [values[key(pair)] for pair in loss.layer_pairs]
     else:
-        picked = [values[keys.index(pair[side])] for pair in loss.layer_pairs]
+        picked = [values[keys.index(key(pair))] for pair in loss.layer_pairs]
     return picked[0] if len(picked) == 1 else picked
 
 
@@ -62,6 +89,9 @@ def build_reader(role, model, keys):
     for key in keys[1:]:
         if hasattr(key, "tap"):  # a key that computes its value, e.g. attention scores
             outputs.append(key.tap(model, role))
+            continue
+        if key is LOGITS:
+            outputs.append(logits_tensor(model, role))
             continue
         layer = find_layer(model, key)  # through pruning, clustering and QAT wrappers
         if layer is None:

@@ -418,9 +418,11 @@ def cache_teacher_outputs(teacher, data, top_k=None, batch_size=256, verbose=1,
     if top_k is not None:
         top_k = check_int("top_k", top_k, minimum=1)
     batch_size = check_int("batch_size", batch_size, minimum=1)
+    from tfkd.checks import logits_model
     from tfkd.schemes.precision import resolve_teacher_dtype, teacher_in_precision
 
     compute = teacher_in_precision(teacher, resolve_teacher_dtype(teacher_dtype))
+    compute = logits_model(compute, "teacher")  # logits, not probabilities, are cached
     batches = _input_batches(data, batch_size)
 
     run = _teacher_function(compute, top_k)
