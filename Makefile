@@ -13,7 +13,7 @@ $(STAMP): requirements.txt setup.py
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/tfkd demo
+	$(VENV)/bin/tfkd demo --overwrite
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -n 2 --dist loadfile -q -m "not slow" tests
@@ -23,6 +23,7 @@ test-slow: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy tfkd
 
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/run_all.py
