@@ -16,7 +16,8 @@ def load_model(path, compile=True):  # noqa: A002 (mirrors keras.models.load_mod
 
     A file saved by Keras 3 (`import keras`, the default Keras today) is loaded with Keras 3 and
     converted with `tfkd.from_keras3` to a tf_keras model with the same weights, with one warning
-    saying so; it comes back uncompiled.
+    saying so; with `compile=True` it is compiled with the tf_keras equivalents of its optimizer,
+    loss and metrics (or left uncompiled, the warning says why, when they do not convert).
 
     Args:
         path: A `.keras` or `.h5` file, or a SavedModel folder, written by `model.save(path)`.
@@ -41,7 +42,7 @@ def load_model(path, compile=True):  # noqa: A002 (mirrors keras.models.load_mod
             "or a SavedModel folder written by `model.save(path)`."
         )
     if is_keras3_file(path):
-        return load_keras3_file(path)
+        return load_keras3_file(path, compile=compile)
     with load_scope():
         return keras.models.load_model(path, compile=compile)
 

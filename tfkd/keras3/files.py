@@ -14,6 +14,7 @@ import zipfile
 
 from tfkd._keras import import_keras3
 from tfkd.keras3.models import from_keras3
+from tfkd.keras3.objects import convert_compile_arguments
 
 __all__ = ["saved_keras_version", "is_keras3_file", "load_keras3_file"]
 
@@ -55,15 +56,20 @@ def is_keras3_file(path):
     return isinstance(version, str) and version.split(".")[0] == "3"
 
 
-def load_keras3_file(path):
+def load_keras3_file(path, compile=True):  # noqa: A002 (mirrors keras.models.load_model)
     """Loads a model file Keras 3 saved and converts it to tf_keras, saying so in one warning.
+
+    With `compile=True`, a `.keras` file's compile settings (optimizer, loss, metrics) are
+    converted to their tf_keras equivalents (see `tfkd.keras3.objects`) and the model compiled
+    with them; the optimizer's state (step count, moments) starts afresh. Settings that do not
+    convert leave the model uncompiled, and the warning says why.
 
     Args:
         path: A `.keras` or `.h5` file written by Keras 3 (see `is_keras3_file`).
+        compile: Whether to compile the model as it was saved. Defaults to `True`.
 
     Returns:
-        A `tfkd.keras.Model` with the same layers and weights (uncompiled: compile it with
-        `tfkd.keras` objects).
+        A `tfkd.keras.Model` with the same layers and weights.
 
     Raises:
         ValueError: If Keras 3 cannot load the file, or a layer in it has no tf_keras
@@ -88,15 +94,63 @@ def load_keras3_file(path):
             f"{path!r} was saved by Keras 3 and loaded with Keras 3, but tfkd cannot convert it "
             f"to a tf_keras model: {error}"
         ) from error
+    compiled = _compile_as_saved(converted, path, keras3) if compile else "uncompiled"
     warnings.warn(
         f"{path!r} was saved by Keras 3 (keras_version {saved_keras_version(path)}). tfkd "
         "loaded it with Keras 3 and converted it with `tfkd.from_keras3` to a tf_keras model (the "
-        "Keras TF-MOT needs) with the same layers and weights, uncompiled. Save the converted "
+        f"Keras TF-MOT needs) with the same layers and weights, {compiled}. Save the converted "
         "model (`model.save(path)`) to load it directly next time.",
         UserWarning,
         stacklevel=3,
     )
     return converted
+
+
+def _saved_compile_config(path):
+    if not zipfile.is_zipfile(path):
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (KeyError, ValueError):
+        return None
+    return config.get("compile_config") if isinstance(config, dict) else None
+
+
+def _compile_as_saved(converted, path, keras3):
+    """Compiles `converted` as the file's model was; returns how (for the warning)."""
+    config = _saved_compile_config(path)
+    if not config:
+        return "uncompiled (the file holds no compile settings)"
+
+    def revive(value):
+        if isinstance(value, dict) and "class_name" in value:
+            return keras3.saving.deserialize_keras_object(value)
+        if isinstance(value, (list, tuple)):
+            return [revive(item) for item in value]
+        return value
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # one warning in all: the caller's
+            optimizer, loss, metrics = convert_compile_arguments(
+                revive(config.get("optimizer")) or "rmsprop",
+                revive(config.get("loss")),
+                revive(config.get("metrics")),
+            )
+        converted.compile(
+            optimizer=optimizer,
+            loss=loss,
+            metrics=metrics,
+            loss_weights=config.get("loss_weights"),
+            weighted_metrics=revive(config.get("weighted_metrics")),
+        )
+    except Exception as error:  # Keras 3 and tf_keras raise many kinds; the reason is what matters
+        return (
+            f"uncompiled (its compile settings do not convert: {_brief(error)} Compile it with "
+            "`tfkd.keras` objects)"
+        )
+    return "compiled with the tf_keras equivalents of its optimizer, loss and metrics"
 
 
 def _brief(error):
