@@ -446,3 +446,18 @@ def test_every_loss_trains_under_mixed_precision(mixed_precision, tiny_data, pol
     # (float16's loss scaling skips the first steps while it finds its scale: no decrease check)
     after = student.trainable_weights
     assert all(not np.array_equal(b, a.numpy()) for b, a in zip(before, after, strict=True))
+
+
+def test_list_and_per_sample_helpers_are_defined_once_in_the_package():
+    """`as_list`, per-sample reduction, sample weighting and the per-sample Keras loss live in
+    `tfkd.losses.base` alone (issue 8, point 19)."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(tfkd.__file__).parent
+    sources = {p: p.read_text() for p in root.rglob("*.py")}
+    for name in ("as_list", "per_sample", "weighted", "per_sample_loss_fn"):
+        pattern = re.compile(rf"^def _?{name}\(", re.MULTILINE)
+        owners = [p.relative_to(root).as_posix() for p, text in sources.items()
+                  if pattern.search(text)]
+        assert owners == ["losses/base.py"], (name, owners)
