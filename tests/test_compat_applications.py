@@ -98,6 +98,16 @@ def test_converted_model_quantizes_and_exports():
     assert {"Conv2D", "DepthwiseConv2D", "Activation", "Multiply", "Dense"} <= wrapped
     qat_logits = qat(images, training=False).numpy()
     assert np.isfinite(qat_logits).all() and qat_logits.shape == expected.shape
+    # The QAT model, after one training step (its input quantizer learns the input range), exports
+    # to an all-int8 file (float operator nodes calibrated) that runs and computes what it does
+    # (measured: max difference 1.13 on logits spanning 12.0).
+    qat.compile("sgd", tfkd.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    qat.fit(images, np.arange(8) % 10, epochs=1, verbose=0)
+    qat_file = tfkd.export.to_tflite(qat, quantization="int8", representative_data=images)
+    assert tfkd.profile(qat_file).all_int8
+    qat_logits = qat(images, training=False).numpy()
+    int8_logits = tfkd.TFLiteModel(qat_file).predict(images)
+    assert np.max(np.abs(int8_logits - qat_logits)) <= 0.15 * np.ptp(qat_logits)
 
     from ai_edge_litert.interpreter import Interpreter
 
