@@ -251,3 +251,18 @@ def test_cache_teacher_outputs_rejects_bad_arguments(teacher, tiny_data, kwargs,
     kwargs = {"teacher": teacher, "data": tiny_data[0], "verbose": 0, **kwargs}
     with pytest.raises(error, match=match):
         tfkd.cache_teacher_outputs(**kwargs)
+
+
+def test_a_distiller_with_a_cache_is_not_saved_whole(cached, tiny_data, tmp_path):
+    """Its file could not be loaded: refused at `save` and before `fit` runs a checkpoint."""
+    x, y = tiny_data
+    distiller = _distiller(cached, lr=0.01)
+    with pytest.raises(ValueError, match=r"cannot be saved whole.*save_weights_only=True"):
+        distiller.save(tmp_path / "distiller.keras")
+    checkpoint = keras.callbacks.ModelCheckpoint(str(tmp_path / "c.keras"))
+    with pytest.raises(ValueError, match=r"Received: a `ModelCheckpoint\(save_weights_only"):
+        distiller.fit(cached.dataset(x, y).batch(16), epochs=1, verbose=0, callbacks=checkpoint)
+    assert list(tmp_path.iterdir()) == []
+    weights = keras.callbacks.ModelCheckpoint(str(tmp_path / "w.h5"), save_weights_only=True)
+    distiller.fit(cached.dataset(x, y).batch(16), epochs=1, verbose=0, callbacks=weights)
+    assert (tmp_path / "w.h5").exists()

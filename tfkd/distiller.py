@@ -392,6 +392,8 @@ class Distiller(keras.Model):
         callbacks = convert_callbacks(callbacks)  # Keras 3 callbacks as tf_keras ones
         if isinstance(callbacks, keras.callbacks.Callback):
             callbacks = [callbacks]  # one callback object, as `keras.Model.fit` accepts
+        if isinstance(self.teacher, CachedTeacher):
+            self.teacher.check_checkpoints(callbacks)
         callbacks = training_callbacks(self.student, callbacks)
         return super().fit(x, y, *args, callbacks=callbacks, **kwargs)
 
@@ -420,8 +422,11 @@ class Distiller(keras.Model):
 
         Raises:
             ValueError: For another format (SavedModel, HDF5), which cannot hold the Distiller's
-                training step; export `distiller.student` for inference instead.
+                training step (export `distiller.student` for inference instead), or a cached
+                teacher (data, not a model).
         """
+        if isinstance(self.teacher, CachedTeacher):
+            raise self.teacher.saving_error(f"distiller.save({filepath!r})")
         path = os.fspath(filepath) if isinstance(filepath, (str, os.PathLike)) else None
         if path is not None and not path.endswith(".keras"):
             raise ValueError(

@@ -245,6 +245,25 @@ class CachedTeacher:
                 "`cached.dataset(x, y)` or `cached.attach(dataset)` of this cache."
             )
 
+    def check_checkpoints(self, callbacks):
+        """Raises if one of `callbacks` would save the Distiller whole (`ModelCheckpoint` with
+        `save_weights_only=False`): before training, not at the end of the first epoch."""
+        for callback in callbacks or []:
+            if isinstance(callback, keras.callbacks.ModelCheckpoint) and not (
+                callback.save_weights_only
+            ):
+                raise self.saving_error("a `ModelCheckpoint(save_weights_only=False)` callback")
+
+    def saving_error(self, received):
+        """The error for saving whole a Distiller that distils from this cache."""
+        return ValueError(
+            "A Distiller distilling from a cached teacher cannot be saved whole: the cache is data "
+            f"(`cached.save(path)`), not a model `tfkd.load_model` can rebuild. Received: "
+            f"{received}. Save the weights (`ModelCheckpoint(..., save_weights_only=True)`, "
+            "`distiller.save_weights(path)`) or the student (`distiller.student.save(path)`), and "
+            "the cache with `cached.save(path)`."
+        )
+
     def check_evaluation_data(self, x, argument="x"):
         """Raises if `x` carries no teacher outputs and no live `teacher` can compute them.
 
