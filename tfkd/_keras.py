@@ -7,6 +7,7 @@ imports `tf_keras` directly, so the choice holds even when the user imported Ten
 """
 
 import os
+import sys
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
@@ -17,10 +18,15 @@ __all__ = ["keras", "tf", "is_keras3_model", "is_keras_model", "import_keras3"]
 
 
 def is_keras3_model(obj):
-    """Whether `obj` is a Keras 3 model (`keras.Model`), found without importing Keras 3."""
-    return any(
-        cls.__name__ == "Model" and cls.__module__.split(".")[0] == "keras"
-        for cls in type(obj).__mro__
+    """Whether `obj` is a Keras 3 model (`keras.Model`), found without importing Keras 3.
+
+    A Keras 3 object exists only once Keras 3 was imported, so looking in `sys.modules` suffices.
+    """
+    keras3 = sys.modules.get("keras")
+    return (
+        keras3 is not None
+        and str(getattr(keras3, "__version__", "")).startswith("3.")
+        and isinstance(obj, keras3.Model)
     )
 
 

@@ -9,7 +9,7 @@ the operator nodes Keras 3 records for `keras.ops` calls (`x + 3.0`) are transla
 
 import warnings
 
-from tfkd._keras import is_keras3_model, is_keras_model, keras, tf
+from tfkd._keras import import_keras3, is_keras3_model, is_keras_model, keras, tf
 from tfkd.keras3 import layers as k3layers
 from tfkd.keras3 import ops as k3ops
 
@@ -117,16 +117,12 @@ def convert_keras3_argument(name, model):
     return converted
 
 
-def _class_names(model):
-    return {(cls.__module__, cls.__name__) for cls in type(model).__mro__}
-
-
 def _convert_model(model, pairs):
-    names = _class_names(model)
-    if ("keras.src.models.sequential", "Sequential") in names and _same_call(model, "Sequential"):
+    keras3 = import_keras3()  # already imported: `model` is a Keras 3 model
+    functional = keras3.src.models.functional.Functional
+    if isinstance(model, keras3.Sequential) and type(model).call is keras3.Sequential.call:
         return _convert_sequential(model, pairs)
-    functional = ("keras.src.models.functional", "Functional") in names
-    if functional and _same_call(model, "Functional"):
+    if isinstance(model, functional) and type(model).call is functional.call:
         return _convert_functional(model, pairs)
     raise TypeError(
         f"`model` is a subclassed Keras 3 model (class {type(model).__name__}, name "
@@ -137,11 +133,6 @@ def _convert_model(model, pairs):
         "`model = keras.Model(inputs, outputs)` (the same layers, so weights carry over with "
         "`set_weights`), then call `tfkd.from_keras3(model)`; or build it with `tfkd.keras`."
     )
-
-
-def _same_call(model, base_name):
-    call = type(model).call
-    return getattr(call, "__qualname__", "") == f"{base_name}.call"
 
 
 def _convert_sequential(model, pairs):
