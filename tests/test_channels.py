@@ -368,3 +368,26 @@ def test_compress_prunes_channels_and_reports_flops(trained_teacher, digits, tmp
     assert stages["pruned"]["flops"] < stages["distilled"]["flops"]
     assert stages["int8-tflite"]["flops"] == stages["pruned"]["flops"]
     assert "MFLOPs" in report.to_markdown()
+
+
+def test_channel_sensitivity_scores_and_prunes_the_least_sensitive_channels():
+    keras.utils.set_random_seed(0)
+    model = _conv_bn_conv()
+    x = _images(model, n=16)
+    scores = channels.channel_sensitivity(model, x)
+    assert set(scores) == {"c1", "c2"} and len(scores["c1"]) == 8
+    # c1's third channel removed by hand changes the outputs by exactly its score.
+    masked = _masked(model, layers=["c1"])
+    values = np.ones(8, dtype="float32")
+    values[2] = 0.0
+    for layer in masked.layers:
+        if isinstance(layer, channels.ChannelMask):
+            layer.mask.assign(values)
+    change = np.mean((masked.predict(x, verbose=0) - model.predict(x, verbose=0)) ** 2)
+    assert scores["c1"][2] == pytest.approx(change, rel=1e-4)
+    pruned = channels.prune_channels(model, 0.5, schedule="constant", criterion=scores)
+    channels.update_masks(pruned, step=0)
+    removed = np.flatnonzero(pruned.get_layer("channel_mask_c1").mask.numpy() == 0)
+    assert sorted(removed) == sorted(np.argsort(scores["c1"], kind="stable")[:4])
+    with pytest.raises(ValueError, match="Received: criterion with keys"):
+        channels.prune_channels(model, 0.5, criterion={"c1": [1.0, 2.0]})
