@@ -199,6 +199,7 @@ def test_convert_writes_next_to_the_model_by_default(files, tmp_path, capsys):
     assert os.path.getmtime(tmp_path / "m.onnx") == before
 
 
+@pytest.mark.slow  # ~40 s on a busy 2-core machine; the defaults: the test above
 def test_compress_defaults_to_qat_and_int8(files, tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["compress", "--teacher", files["teacher"], "--student-width", "0.5", "--data",
