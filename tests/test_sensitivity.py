@@ -89,6 +89,22 @@ def test_plot_writes_a_png_and_nothing_else(analysed, tmp_path):
     assert os.listdir(tmp_path) == ["sensitivity.png"]
 
 
+def test_plot_leaves_matplotlib_global_state_alone(analysed, tmp_path, monkeypatch):
+    import sys
+
+    import matplotlib
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"matplotlib.use{args} changes the backend for the whole process")
+
+    monkeypatch.setattr(matplotlib, "use", refuse)
+    _, _, result = analysed
+    had_pyplot = "matplotlib.pyplot" in sys.modules
+    result.plot(tmp_path / "sensitivity.png")
+    if not had_pyplot:  # drawing needs no pyplot (its global figure manager)
+        assert "matplotlib.pyplot" not in sys.modules
+
+
 def test_only_named_layers(tiny_data):
     result = tfkd.sensitivity(_model(), tiny_data, sparsities=[0.5], layers=["logits"], verbose=0)
     assert list(result.table) == ["logits"]

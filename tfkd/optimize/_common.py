@@ -59,8 +59,13 @@ def kernels(layer):
     return [
         np.asarray(v.numpy())
         for v in variables
-        if v.name.split("/")[-1].split(":")[0] in _KERNEL_NAMES
+        if is_kernel(v)
     ]
+
+
+def is_kernel(variable):
+    """Whether `variable` is a kernel pruning and clustering act on (not a bias or statistic)."""
+    return variable.name.split("/")[-1].split(":")[0] in _KERNEL_NAMES
 
 
 def check_layer_names(name, requested, available, what):

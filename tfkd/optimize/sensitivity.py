@@ -12,12 +12,11 @@ from tfkd.optimize._common import (
     check_graph_model,
     check_layer_names,
     clone_with,
+    is_kernel,
     split_data,
 )
 from tfkd.optimize.pruning import check_not_pruned, check_sparsity, prunable_layers
 from tfkd.optimize.wrappers import iter_layers, unwrap
-
-_KERNELS = ("kernel", "depthwise_kernel", "pointwise_kernel", "embeddings")
 
 
 class SensitivityResult:
@@ -62,13 +61,11 @@ class SensitivityResult:
         Returns:
             The path written, as a string.
         """
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure  # no pyplot, no backend switch: no global state
 
         path = os.fspath(path)
-        figure, axes = plt.subplots(figsize=(6, 4))
+        figure = Figure(figsize=(6, 4))
+        axes = figure.add_subplot()
         for layer, row in self.table.items():
             axes.plot(list(row), list(row.values()), marker="o", label=layer)
         axes.axhline(self.baseline, color="gray", linestyle="--", label="baseline")
@@ -77,11 +74,8 @@ class SensitivityResult:
         axes.set_title("Pruning sensitivity per layer (one-shot)")
         axes.legend(fontsize="small")
         figure.tight_layout()
-        try:
-            with atomic_file(path) as temporary:
-                figure.savefig(temporary, format="png", dpi=100)
-        finally:
-            plt.close(figure)
+        with atomic_file(path) as temporary:
+            figure.savefig(temporary, format="png", dpi=100)
         return path
 
     def __repr__(self):
@@ -136,7 +130,7 @@ def sensitivity(model, data, sparsities=(0.25, 0.5, 0.75, 0.9), layers=None, ver
     bar = keras.utils.Progbar(len(names) * len(sparsities), verbose=verbose, unit_name="eval")
     table = {}
     for name in names:
-        variables = [v for v in by_name[name].weights if _is_kernel(v)]
+        variables = [v for v in by_name[name].weights if is_kernel(v)]
         saved = [v.numpy() for v in variables]
         table[name] = {}
         for fraction in sparsities:
@@ -158,10 +152,6 @@ def magnitude_prune(values, fraction):
     flat = values.reshape(-1).copy()
     flat[np.argpartition(np.abs(flat), count - 1)[:count]] = 0
     return flat.reshape(values.shape)
-
-
-def _is_kernel(variable):
-    return variable.name.split("/")[-1].split(":")[0] in _KERNELS
 
 
 def _layer_names(model, layers):
