@@ -87,8 +87,10 @@ def quiet_tensorflow(verbose: bool) -> Iterator[None]:
     import tempfile
 
     python_stderr.flush()
-    terminal_fd = os.dup(2)
-    with tempfile.TemporaryFile() as native_log, open(terminal_fd, "w", closefd=True) as terminal:
+    # Left open: logging handlers created meanwhile (absl's, TensorFlow's) keep writing to it.
+    terminal = open(os.dup(2), "w", buffering=1, encoding=python_stderr.encoding,
+                    errors="backslashreplace")
+    with tempfile.TemporaryFile() as native_log:
         os.dup2(native_log.fileno(), 2)
         sys.stderr = terminal
         try:
@@ -96,4 +98,4 @@ def quiet_tensorflow(verbose: bool) -> Iterator[None]:
         finally:
             terminal.flush()
             sys.stderr = python_stderr
-            os.dup2(terminal_fd, 2)
+            os.dup2(terminal.fileno(), 2)
