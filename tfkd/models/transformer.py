@@ -17,10 +17,17 @@ _BLOCK = re.compile(r"^block_(\d+)_attention$")
 
 @keras.utils.register_keras_serializable(package="tfkd")
 class PositionEmbedding(keras.layers.Layer):
-    """Adds a learned embedding of each position to a sequence `(batch, length, width)`."""
+    """Adds a learned embedding of each position to a sequence `(batch, length, width)`.
 
-    def __init__(self, initializer="glorot_uniform", **kwargs):
+    Args:
+        initializer: Initializer of the position embeddings. Defaults to `None` (truncated normal,
+            standard deviation 0.02, as BERT).
+    """
+
+    def __init__(self, initializer=None, **kwargs):
         super().__init__(**kwargs)
+        if initializer is None:  # BERT's: small next to the token embeddings (uniform 0.05)
+            initializer = keras.initializers.TruncatedNormal(stddev=0.02)
         self.initializer = keras.initializers.get(initializer)
 
     def build(self, input_shape):
