@@ -114,7 +114,7 @@ def _add_out(command: argparse.ArgumentParser, default: str | None = None) -> No
     required = default is None
     shown = "" if required else f" (default: {default})"
     command.add_argument("--out", required=required, default=default,
-                         help=f"output folder, written only if the run succeeds{shown}")
+                         help=f"output folder (removed if this run made it and fails){shown}")
     command.add_argument("--overwrite", action="store_true",
                          help="write into --out even if it exists and is not empty")
 
