@@ -286,6 +286,13 @@ def to_markdown(rows, args, teacher_accuracy, train_count, skipped, seconds):
         "born_again trains 2 generations (twice the epochs; its epoch time is the whole run over "
         "all epochs of both); MutualDistiller trains two students at once (the first is scored).",
         "",
+        "DeepSupervision below the student alone is the setting, not a bug: with "
+        "`head_loss_weight=0` it reproduces the student alone seed for seed, and heads on this "
+        "3.6k-parameter CNN (conv1 has 8 filters) trained on ~90 labels cost 2-4 points at every "
+        "tap and head weight tried (`python benchmarks/deep_supervision.py`, "
+        "results/deep_supervision.md). Deep supervision is meant for deep networks with "
+        "capacity to spare at the tapped layers.",
+        "",
         "Settings: DKD(alpha=1, beta=8, T=4); DIST(beta=2, gamma=2, T=4); FitNets hint teacher "
         "conv3 (4x4x128) -> student conv2 (4x4x16) through a 1x1 conv adapter, MSE; AT pairs "
         "(conv2, conv1), (conv3, conv2), weight 30 (= the authors' 1000 x mean over positions, "

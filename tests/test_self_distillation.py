@@ -186,6 +186,26 @@ def test_deep_supervision_accuracy_follows_shapes_not_the_loss_name(make_teacher
     np.testing.assert_allclose(logs["t_conv_accuracy"], np.mean(head == y), atol=1e-6)
 
 
+def test_deep_supervision_without_head_loss_trains_exactly_as_the_model_alone(tiny_data):
+    """The training step adds nothing of its own (why it can score below the model alone is the
+    heads' cost on small networks: benchmarks/deep_supervision.py)."""
+    x, y = tiny_data
+    runs = []
+    for heads in (False, True):
+        keras.utils.set_random_seed(7)
+        model = build_tiny_student()
+        if heads:
+            trainable = tfkd.DeepSupervision(model, taps=["s_conv"], head_loss_weight=0.0)
+            trainable.compile(optimizer=keras.optimizers.Adam(0.01))
+        else:
+            trainable = model
+            trainable.compile(optimizer=keras.optimizers.Adam(0.01), loss=_loss())
+        trainable.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+        runs.append(model.get_weights())
+    for alone, supervised in zip(*runs, strict=True):
+        np.testing.assert_allclose(supervised, alone, atol=1e-5)
+
+
 def test_deep_supervision_custom_head_and_config_round_trip(make_teacher):
     head = keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(10)], name="template")
     ds = tfkd.DeepSupervision(make_teacher(), taps=["t_conv"], head=head, temperature=4.0)
