@@ -6,7 +6,6 @@ training data are fixed (no random augmentation), the teacher's outputs are the 
 values: an epoch then costs about what the student's plain `fit` costs.
 """
 
-import hashlib
 import os
 import tempfile
 import weakref
@@ -16,6 +15,13 @@ import numpy as np
 from tfkd._keras import keras, tf
 from tfkd._validation import check_int
 from tfkd.keras3 import check_model
+from tfkd.schemes.fingerprint import (
+    count_samples,
+    digest,
+    fingerprint_arrays,
+    fingerprint_dataset,
+    update_hashers,
+)
 
 _FORMAT = 1
 
@@ -155,13 +161,13 @@ class CachedTeacher:
         Raises:
             ValueError: If `x` is not the data the cache was built from, or `y` has another length.
         """
-        count = _count(x)
-        self._check_data(count, _fingerprint_arrays(x))
+        count = count_samples(x)
+        self._check_data(count, fingerprint_arrays(x))
         for arg, value in (("y", y), ("sample_weight", sample_weight)):
-            if value is not None and _count(value) != count:
+            if value is not None and count_samples(value) != count:
                 raise ValueError(
                     f"`{arg}` must have one entry per sample of `x` ({count}). "
-                    f"Received: {arg} with {_count(value)} entries."
+                    f"Received: {arg} with {count_samples(value)} entries."
                 )
         elements = (with_teacher_outputs(x, self._stored()), y)
         if sample_weight is not None:
@@ -203,7 +209,7 @@ class CachedTeacher:
                 "Received: an infinite dataset."
             )
         if verify:
-            count, fingerprint = _fingerprint_dataset(dataset.map(lambda *e: e[0]))
+            count, fingerprint = fingerprint_dataset(dataset.map(lambda *e: e[0]))
             self._check_data(count, fingerprint, dataset=True)
         elif cardinality >= 0:
             self._check_data(cardinality, None, dataset=True)
@@ -448,7 +454,7 @@ def cache_teacher_outputs(teacher, data, top_k=None, batch_size=256, verbose=1,
     progbar = keras.utils.Progbar(batches.cardinality_hint, verbose=verbose, unit_name="batch")
     hashers, chunks, num_classes = None, [], None
     for i, batch in enumerate(batches):
-        hashers = _update_hashers(hashers, batch)
+        hashers = update_hashers(hashers, batch)
         chunk = _to_numpy(run(batch))
         if top_k is not None:
             num_classes = chunk.pop("num_classes")
@@ -460,7 +466,7 @@ def cache_teacher_outputs(teacher, data, top_k=None, batch_size=256, verbose=1,
     if top_k is not None:
         outputs["num_classes"] = np.array(int(num_classes))
     name = f"cached_{teacher.name}"
-    return CachedTeacher(outputs, _digest(hashers), top_k, name=name, teacher=teacher)
+    return CachedTeacher(outputs, digest(hashers), top_k, name=name, teacher=teacher)
 
 
 def _compress(logits, top_k):
@@ -515,51 +521,10 @@ def _input_batches(data, batch_size):
             )
         return _Batches(batched, cardinality if cardinality >= 0 else None)
     x = data[0] if isinstance(data, tuple) else data
-    count = _count(x)
+    count = count_samples(x)
     batched = tf.data.Dataset.from_tensor_slices(x).batch(batch_size)
     return _Batches(batched, -(-count // batch_size))
 
 
-def _count(values):
-    first = tf.nest.flatten(values)[0]
-    try:
-        return int(first.shape[0])
-    except (AttributeError, TypeError, IndexError) as error:
-        raise TypeError(
-            "Expected arrays with one row per sample. "
-            f"Received: a value of type {type(first).__name__}."
-        ) from error
-
-
 def _to_numpy(structure):
     return tf.nest.map_structure(lambda t: t.numpy(), structure)
-
-
-def _update_hashers(hashers, batch):
-    """One hash per input component, fed the component's bytes in sample order."""
-    parts = [np.ascontiguousarray(np.asarray(p)) for p in tf.nest.flatten(batch)]
-    if hashers is None:
-        hashers = []
-        for part in parts:
-            hasher = hashlib.blake2b(digest_size=16)
-            hasher.update(f"{part.dtype.str}{part.shape[1:]}".encode())
-            hashers.append(hasher)
-    for hasher, part in zip(hashers, parts, strict=True):
-        hasher.update(part.tobytes())
-    return hashers
-
-
-def _digest(hashers):
-    return "".join(h.hexdigest() for h in hashers or [])
-
-
-def _fingerprint_arrays(x):
-    return _digest(_update_hashers(None, x))
-
-
-def _fingerprint_dataset(inputs, batch_size=1024):
-    hashers, count = None, 0
-    for batch in inputs.batch(batch_size):
-        hashers = _update_hashers(hashers, batch)
-        count += int(tf.nest.flatten(batch)[0].shape[0])
-    return count, _digest(hashers)
