@@ -36,7 +36,9 @@ def prune_channels(model, target_sparsity=0.5, schedule="polynomial", begin_step
     BatchNorm, activation and depthwise convolution on them, every tensor added to them in a
     residual `Add`, and the inputs of the next layers (Conv, Dense, also through `Flatten` and
     global pooling). Groups that reach a model output (the logits) or a layer that cannot be cut
-    (e.g. `Reshape`, `LayerNormalization`) are left whole. Call `tfkd.strip` after training.
+    (e.g. `Reshape`, `LayerNormalization`) are left whole. The masks grow in `Distiller.fit`
+    (which adds `ChannelPruningStep` itself); a plain `fit` needs `callbacks=tfkd.callbacks()`.
+    Call `tfkd.strip` after training.
 
     Args:
         model: A built Sequential or Functional `tfkd.keras.Model`.
