@@ -391,3 +391,15 @@ def test_channel_sensitivity_scores_and_prunes_the_least_sensitive_channels():
     assert sorted(removed) == sorted(np.argsort(scores["c1"], kind="stable")[:4])
     with pytest.raises(ValueError, match="Received: criterion with keys"):
         channels.prune_channels(model, 0.5, criterion={"c1": [1.0, 2.0]})
+
+
+def test_plain_fit_with_tfkd_callbacks_grows_the_masks(tiny_data):
+    x, y = tiny_data
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 1))
+    h = L.Conv2D(8, 3, padding="same", activation="relu", name="conv")(inputs)
+    model = keras.Model(inputs, L.Dense(10, name="logits")(L.GlobalAveragePooling2D()(h)))
+    pruned = tfkd.prune(model, 0.75, structure="channels", end_step=4, frequency=1)
+    pruned.compile(optimizer="adam", loss=SCCE)
+    pruned.fit(x, y, epochs=1, batch_size=8, verbose=0, callbacks=tfkd.callbacks(pruned))
+    assert np.sum(pruned.get_layer("channel_mask_conv").mask.numpy() == 0) == 6
