@@ -270,3 +270,15 @@ def test_mutual_distiller_and_deep_supervision_compile_with_keras3_objects(tiny_
         assert float(scheme.optimizer.learning_rate) == pytest.approx(0.02)
         history = scheme.fit(*tiny_data, epochs=1, batch_size=32, verbose=0).history
         assert any(key.endswith("acc") for key in history) and history["loss"][0] > 0
+
+
+def test_born_again_takes_a_keras3_optimizer_fresh_for_each_generation(tiny_data):
+    keras.utils.set_random_seed(7)
+    k3_optimizer = keras3.optimizers.Adam(learning_rate=0.02)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = tfkd.born_again(build_tiny_student, build_tiny_teacher(), tiny_data,
+                                 generations=2, optimizer=k3_optimizer, epochs=1, batch_size=32,
+                                 verbose=0, callbacks=[keras3.callbacks.TerminateOnNaN()])
+    assert len(result.models) == 2 and all(h.history["loss"][0] > 0 for h in result.histories)
+    assert int(k3_optimizer.iterations.numpy()) == 0  # the user's Keras 3 optimizer untouched

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 from tfkd._keras import keras, tf
 from tfkd._validation import check_choice, check_int
+from tfkd.keras3 import convert_optimizer
 
 
 @dataclass
@@ -163,6 +164,7 @@ def _fresh(loss):
 
 
 def _fresh_optimizer(optimizer):
+    optimizer = convert_optimizer(optimizer)  # a Keras 3 optimizer as its tf_keras equivalent
     if isinstance(optimizer, keras.optimizers.Optimizer):
         return type(optimizer).from_config(optimizer.get_config())
     if callable(optimizer) and not isinstance(optimizer, (str, dict)):
