@@ -89,6 +89,8 @@ def test_keras3_loss_object_and_function_become_tf_keras_losses():
     assert loss.get_config()["from_logits"] is True
     function = _quiet(objects.convert_loss, keras3.losses.mean_squared_error, "loss")
     assert function is keras.losses.mean_squared_error
+    by_output = _quiet(objects.convert_loss, {"a": keras3.losses.MeanSquaredError(), "b": "mae"})
+    assert isinstance(by_output["a"], keras.losses.MeanSquaredError) and by_output["b"] == "mae"
     with pytest.raises(ValueError, match="`loss` is a Keras 3 Dice.*Received: loss="):
         objects.convert_loss(keras3.losses.Dice(), "loss")
 

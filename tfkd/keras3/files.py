@@ -14,7 +14,7 @@ import zipfile
 
 from tfkd._keras import import_keras3
 from tfkd.keras3.models import from_keras3
-from tfkd.keras3.objects import convert_compile_arguments
+from tfkd.keras3.objects import convert_compile_arguments, convert_metrics
 
 __all__ = ["saved_keras_version", "is_keras3_file", "load_keras3_file"]
 
@@ -119,6 +119,8 @@ def _saved_compile_config(path):
 
 def _compile_as_saved(converted, path, keras3):
     """Compiles `converted` as the file's model was; returns how (for the warning)."""
+    if not zipfile.is_zipfile(path):
+        return "uncompiled (tfkd reads the compile settings of `.keras` files only)"
     config = _saved_compile_config(path)
     if not config:
         return "uncompiled (the file holds no compile settings)"
@@ -126,6 +128,8 @@ def _compile_as_saved(converted, path, keras3):
     def revive(value):
         if isinstance(value, dict) and "class_name" in value:
             return keras3.saving.deserialize_keras_object(value)
+        if isinstance(value, dict):
+            return {key: revive(item) for key, item in value.items()}
         if isinstance(value, (list, tuple)):
             return [revive(item) for item in value]
         return value
@@ -138,12 +142,13 @@ def _compile_as_saved(converted, path, keras3):
                 revive(config.get("loss")),
                 revive(config.get("metrics")),
             )
+            weighted = convert_metrics(revive(config.get("weighted_metrics")), "weighted_metrics")
         converted.compile(
             optimizer=optimizer,
             loss=loss,
             metrics=metrics,
             loss_weights=config.get("loss_weights"),
-            weighted_metrics=revive(config.get("weighted_metrics")),
+            weighted_metrics=weighted,
         )
     except Exception as error:  # Keras 3 and tf_keras raise many kinds; the reason is what matters
         return (

@@ -111,22 +111,25 @@ def convert_optimizer(optimizer):
 
 
 def convert_loss(loss, name="loss"):
-    """A Keras 3 loss object or loss function as the tf_keras one of the same name.
+    """A Keras 3 loss object or loss function (or a list or dict of them, one per output) as the
+    tf_keras one of the same name.
 
     Args:
         loss: Anything `compile` accepts as a loss.
         name: The argument's name, used in messages. Defaults to `"loss"`.
 
     Returns:
-        `loss` itself unless it is a Keras 3 loss, else the tf_keras loss.
+        The same structure, with each Keras 3 loss replaced.
 
     Raises:
         ValueError: If the Keras 3 loss has no tf_keras equivalent.
     """
-    converted = _convert_loss_or_metric(loss, name, "losses")
-    if converted is not loss:
-        _say_converted([f"{name} ({_describe(loss)})"])
-    return converted
+    converted = []
+    result = _map_structure(
+        loss, name, lambda item, where: _convert_loss_or_metric(item, where, "losses", converted)
+    )
+    _say_converted(converted)
+    return result
 
 
 def convert_metrics(metrics, name="metrics"):
