@@ -35,6 +35,9 @@ def parse_args(argv=None):
     parser.add_argument("--epochs", type=int, default=None, help="student epochs (demo's)")
     parser.add_argument("--teacher-epochs", type=int, default=None, help="(demo's)")
     parser.add_argument("--quick", action="store_true", help="1 seed, 2 epochs, 1,000 images")
+    parser.add_argument("--teacher", help="a saved teacher (.keras) trained with the demo's "
+                        "settings on the same split, instead of training one (saves its time)")
+    parser.add_argument("--save-teacher", help="save the teacher trained here to this .keras")
     parser.add_argument("--out", default=str(RESULTS), help="folder for the results")
     return parser.parse_args(argv)
 
@@ -54,10 +57,16 @@ def main(argv=None):
     if args.quick:
         x_train, y_train = x_train[:1000], y_train[:1000]
     start = time.perf_counter()
-    teacher, teacher_seconds = train_demo_teacher(0, teacher_epochs, verbose=0,
-                                                  train=(x_train, y_train))
+    if args.teacher:
+        teacher, teacher_seconds = tfkd.load_model(args.teacher), None
+    else:
+        teacher, teacher_seconds = train_demo_teacher(0, teacher_epochs, verbose=0,
+                                                      train=(x_train, y_train))
+        if args.save_teacher:
+            teacher.save(args.save_teacher)
     teacher_accuracy = _accuracy(teacher, x_test, y_test)
-    print(f"teacher: {100 * teacher_accuracy:.2f}% ({teacher_seconds:.0f} s)", flush=True)
+    print(f"teacher: {100 * teacher_accuracy:.2f}% "
+          f"({args.teacher or f'trained in {teacher_seconds:.0f} s'})", flush=True)
 
     runs = []
     for seed in seeds:
@@ -131,6 +140,7 @@ def _summary(args, settings, epochs, teacher_epochs, teacher_accuracy, n_test, n
                      "temperature": settings.temperature, "alpha": settings.alpha,
                      "teacher_learning_rate": settings.teacher_learning_rate,
                      "teacher_jitter_pixels": settings.teacher_jitter},
+        "teacher_file": args.teacher,
         "teacher_accuracy": teacher_accuracy,
         "teacher_errors": _errors(teacher_accuracy, n_test),
         "runs": runs,
@@ -160,7 +170,9 @@ def to_markdown(result):
         "",
         f"Data: {result['data']['source']} MNIST, {result['data']['train']:,} train / "
         f"{result['data']['test']:,} test. Teacher {100 * result['teacher_accuracy']:.2f}% "
-        f"({result['teacher_errors']} errors; {s['teacher_epochs']} epochs). Students: "
+        f"({result['teacher_errors']} errors; {s['teacher_epochs']} epochs"
+        f"{', loaded from ' + result['teacher_file'] if result.get('teacher_file') else ''}). "
+        "Students: "
         f"{s['student_epochs']} epochs, batch {s['batch_size']}, Adam {s['learning_rate']:g}, "
         f"T={s['temperature']:g}, alpha={s['alpha']:g}, same for scratch and distilled.",
         "",

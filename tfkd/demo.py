@@ -68,8 +68,8 @@ SETTINGS = {
     # distilled student is ahead of the one trained alone with every label and with 10% of them.
     "mnist": DemoSettings(
         title="tfkd demo: distil, prune, quantize, export (real MNIST, keras.io pair)",
-        student_epochs=20, teacher_epochs=10, teacher_learning_rate=1e-3, teacher_batch_size=64,
-        learning_rate=2e-3, temperature=8.0, alpha=0.1, teacher_jitter=2,
+        student_epochs=20, teacher_epochs=8, teacher_learning_rate=1e-3, teacher_batch_size=64,
+        learning_rate=2e-3, temperature=8.0, alpha=0.1,
     ),
     # A 4,810-parameter student needs many epochs and a high learning rate to learn the soft
     # targets (FIELD-NOTES).
