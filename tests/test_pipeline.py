@@ -173,3 +173,15 @@ def test_check_input_shape_names_both_shapes():
     check_input_shape((None, 3), np.zeros((2, 5, 3)))
     with pytest.raises(ValueError, match=r"shape \(8, 8, 1\). Received: samples of shape"):
         check_input_shape((8, 8, 1), np.zeros((2, 28, 28, 1)))
+
+
+def test_distil_says_what_the_logged_losses_are(capsys, make_teacher, make_student, tiny_data):
+    from tfkd.pipeline import distil
+
+    config = tfkd.DistillConfig(epochs=1, batch_size=32, alpha=0.25, temperature=4.0,
+                                cache_teacher=False)
+    distil(make_teacher(), make_student(), tiny_data, config, verbose=1)
+    printed = capsys.readouterr().out
+    assert ("loss = 0.25 x student_loss (cross-entropy with the labels) + 0.75 x "
+            "distillation_loss (KL divergence of the teacher's and student's softmax at T=4, "
+            "x T^2)") in printed

@@ -374,6 +374,10 @@ def distil(teacher: Model, student: Model, train: XY, config: DistillConfig, *,
         alpha=config.alpha,
         temperature=config.temperature,
     )
+    if verbose:  # what the logged numbers are
+        print(f"       loss = {config.alpha:g} x student_loss (cross-entropy with the labels) + "
+              f"{1 - config.alpha:g} x distillation_loss (KL divergence of the teacher's and "
+              f"student's softmax at T={config.temperature:g}, x T^2)", flush=True)
     return timed_fit(distiller, x, y, epochs, config.batch_size, verbose, what,
                      seed=config.seed, cached=cached)
 
