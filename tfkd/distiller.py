@@ -2,6 +2,7 @@
 
 import json
 import os
+from typing import Any
 
 from tfkd._keras import keras, tf
 from tfkd._validation import check_fraction, check_positive
@@ -92,15 +93,15 @@ class Distiller(keras.Model):
 
     def __init__(
         self,
-        teacher=None,
-        student=None,
-        distillation_losses=None,
-        distillation_loss_weights=None,
-        student_loss_weight=0.5,
-        teacher_dtype=None,
-        name="distiller",
-        **kwargs,
-    ):
+        teacher: Any = None,
+        student: Any = None,
+        distillation_losses: Any = None,
+        distillation_loss_weights: Any = None,
+        student_loss_weight: float = 0.5,
+        teacher_dtype: str | None = None,
+        name: str | None = "distiller",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(name=name, **kwargs)
         distillation_losses = convert_distillation_losses(distillation_losses)  # Keras 3's
         self.student = check_model("student", student)
@@ -130,7 +131,7 @@ class Distiller(keras.Model):
         self._student_loss_weight_argument = self.student_loss_weight  # keras.io's alpha replaces
         self._uses_constructor_losses = distillation_losses is not None
         self.student_loss_fn = None
-        self.adapters = []
+        self.adapters: list[Any] = []
         if self.distillation_losses:
             self._prepare_losses()
         self.loss_tracker = keras.metrics.Mean(name="loss")
@@ -142,15 +143,15 @@ class Distiller(keras.Model):
 
     def compile(
         self,
-        optimizer="rmsprop",
-        loss=None,
-        metrics=None,
-        student_loss_fn=None,
-        distillation_loss_fn=None,
-        alpha=None,
-        temperature=None,
-        **kwargs,
-    ):
+        optimizer: Any = "rmsprop",
+        loss: Any = None,
+        metrics: Any = None,
+        student_loss_fn: Any = None,
+        distillation_loss_fn: Any = None,
+        alpha: float | None = None,
+        temperature: float | None = None,
+        **kwargs: Any,
+    ) -> None:
         """Configures training in either idiom (see the class docstring).
 
         Args:
@@ -267,17 +268,17 @@ class Distiller(keras.Model):
 
     # ------------------------------------------------------------------------------ the steps
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: Any, training: bool | None = False) -> Any:
         return self.student(inputs, training=training)
 
-    def step_variables(self):
+    def step_variables(self) -> Any:
         """The variables a training step updates, in the optimizer's order: the student's, then
         the adapters' of the losses."""
         return self.student.trainable_variables + [
             v for layer in self.adapters for v in layer.trainable_variables
         ]
 
-    def train_step(self, data):
+    def train_step(self, data: Any) -> dict[str, Any]:
         x, y, sample_weight, cached = self._unpack(data)
         self.built = True  # the Distiller is built by its first step (`summary()` after `fit`)
         teacher_values = self._read_teacher(x, cached)
@@ -293,7 +294,7 @@ class Distiller(keras.Model):
             self.teacher.update(self.student)
         return self._update_metrics(y, student_values[OUTPUTS], sample_weight, losses)
 
-    def test_step(self, data):
+    def test_step(self, data: Any) -> dict[str, Any]:
         x, y, sample_weight, cached = self._unpack(data)
         self.built = True
         teacher_values = self._read_teacher(x, cached)
@@ -301,7 +302,7 @@ class Distiller(keras.Model):
         losses = self._compute_losses(y, teacher_values, student_values, sample_weight)
         return self._update_metrics(y, student_values[OUTPUTS], sample_weight, losses)
 
-    def predict_step(self, data):
+    def predict_step(self, data: Any) -> Any:
         x = self._unpack(data)[0]
         return self.student(x, training=False)
 
@@ -369,7 +370,14 @@ class Distiller(keras.Model):
 
     # ----------------------------------------------------------------------------- fit & co.
 
-    def fit(self, x=None, y=None, *args, callbacks=None, **kwargs):
+    def fit(
+        self,
+        x: Any = None,
+        y: Any = None,
+        *args: Any,
+        callbacks: Any = None,
+        **kwargs: Any,
+    ) -> Any:
         """Keras `fit`, checking for labels and adding what compression wrappers need.
 
         A pruned student gets TF-MOT's `UpdatePruningStep` (and the schedule's end step) without
@@ -397,7 +405,7 @@ class Distiller(keras.Model):
         callbacks = training_callbacks(self.student, callbacks)
         return super().fit(x, y, *args, callbacks=callbacks, **kwargs)
 
-    def evaluate(self, x=None, y=None, *args, **kwargs):
+    def evaluate(self, x: Any = None, y: Any = None, *args: Any, **kwargs: Any) -> Any:
         """Keras `evaluate`, checking for the labels the student's loss needs."""
         _check_has_labels(x, y, self.student_loss_fn, method="evaluate")
         weights_from(self._teacher_compute, self.teacher)
@@ -416,7 +424,7 @@ class Distiller(keras.Model):
 
     # --------------------------------------------------------------------------- save & load
 
-    def save(self, filepath, *args, **kwargs):
+    def save(self, filepath: str | os.PathLike[str], *args: Any, **kwargs: Any) -> None:
         """Keras `save`, to a `.keras` file: teacher, student, losses, compile arguments and the
         optimizer's state, which `tfkd.load_model` reads back to continue training.
 
@@ -437,7 +445,7 @@ class Distiller(keras.Model):
             )
         return super().save(filepath, *args, **kwargs)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """The constructor's arguments, models and losses serialized (what `from_config` takes).
 
         Losses made by `compile` (keras.io's idiom, Keras 3's default `LogitsDistillation`) are
@@ -461,7 +469,11 @@ class Distiller(keras.Model):
         }
 
     @classmethod
-    def from_config(cls, config, custom_objects=None):
+    def from_config(
+        cls,
+        config: dict[str, Any],
+        custom_objects: dict[str, Any] | None = None,
+    ) -> "Distiller":
         """Rebuilds a Distiller from `get_config`: teacher, student and losses revived."""
         config = dict(config)
 
@@ -475,13 +487,13 @@ class Distiller(keras.Model):
             config["distillation_losses"] = [revive(c) for c in config["distillation_losses"]]
         return cls(**config)
 
-    def get_compile_config(self):
+    def get_compile_config(self) -> dict[str, Any] | None:
         """`compile`'s arguments in either idiom (optimizer, losses, metrics, `alpha`, ...)."""
         if not self._is_compiled or not hasattr(self, "_compile_arguments_json"):
             return None
         return json.loads(self._compile_arguments_json)
 
-    def compile_from_config(self, config):
+    def compile_from_config(self, config: dict[str, Any]) -> None:
         """Compiles as `get_compile_config` says, and builds the optimizer so that its saved
         state (step count, moments) loads: training continues where it stopped."""
         self.compile(**keras.utils.deserialize_keras_object(config))

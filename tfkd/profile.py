@@ -4,12 +4,13 @@ import collections
 import dataclasses
 import gzip
 import os
+from typing import Any
 
 import numpy as np
 
 from tfkd._keras import is_keras3_model, is_keras_model
-from tfkd.runtime.files import is_tflite, parse_tflite, read_file
 from tfkd.flops import count_flops, tflite_op_flops
+from tfkd.runtime.files import is_tflite, parse_tflite, read_file
 
 # Ops whose input 1 is the weight tensor (inputs 1+ that are constants count as parameters).
 _WEIGHT_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "CONV_3D"}
@@ -51,7 +52,7 @@ class Profile:
     input_dtypes: list
     output_dtypes: list
     all_integer: bool
-    flops: int = None
+    flops: int | None = None
 
     @property
     def all_int8(self):
@@ -83,7 +84,7 @@ class Profile:
         return "\n".join(lines)
 
 
-def profile(obj):
+def profile(obj: Any) -> Profile:
     """Measures a Keras model, a `.tflite` file (path or bytes) or an `.onnx` file.
 
     Reports parameters, bytes, gzip bytes, the sparsity of the weight tensors, the op types with

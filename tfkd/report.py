@@ -2,6 +2,7 @@
 
 import json
 import os
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,7 @@ class Report:
     >>> report.plot("report.png")
     """
 
-    def __init__(self, title="tfkd report", reference="teacher"):
+    def __init__(self, title: str = "tfkd report", reference: Any = "teacher") -> None:
         if not isinstance(title, str):
             raise TypeError(f"`title` must be a string. Received: title={title!r}.")
         if reference is not None and not isinstance(reference, str):
@@ -64,16 +65,16 @@ class Report:
             )
         self.title = title
         self.reference = reference
-        self._stages = []
-        self._predictions = {}
-        self._given = {}
+        self._stages: list[dict[str, Any]] = []
+        self._predictions: dict[str, Any] = {}
+        self._given: dict[str, Any] = {}
 
     @property
-    def stages(self):
+    def stages(self) -> list[dict[str, Any]]:
         """The stages in the order added: a list of dicts (copies)."""
         return [dict(stage) for stage in self._stages]
 
-    def stage(self, name):
+    def stage(self, name: str | None) -> dict[str, Any]:
         """The stage called `name` (a copy)."""
         for stage in self._stages:
             if stage["name"] == name:
@@ -81,8 +82,17 @@ class Report:
         names = ", ".join(repr(s["name"]) for s in self._stages) or "none yet"
         raise KeyError(f"No stage named {name!r}. Stages: {names}.")
 
-    def add(self, name, model_or_file=None, *, x=None, y=None, train_seconds=None, latency=True,
-            **extra):
+    def add(
+        self,
+        name: str | None,
+        model_or_file: Any = None,
+        *,
+        x: Any = None,
+        y: Any = None,
+        train_seconds: float | None = None,
+        latency: bool = True,
+        **extra: Any,
+    ) -> dict[str, Any]:
         """Measures one stage and adds it (replacing a stage of the same name).
 
         Args:
@@ -190,11 +200,11 @@ class Report:
 
     # Output ------------------------------------------------------------------------------------
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """`{"title": ..., "reference": ..., "stages": [...]}`."""
         return {"title": self.title, "reference": self.reference, "stages": self.stages}
 
-    def to_json(self, path=None):
+    def to_json(self, path: str | os.PathLike[str] | None = None) -> Any:
         """The report as JSON (`{"stages": [...], ...}`), written atomically to `path` if given.
 
         Args:
@@ -209,7 +219,7 @@ class Report:
         return text
 
     @classmethod
-    def from_json(cls, path_or_text):
+    def from_json(cls, path_or_text: str) -> "Report":
         """A report read back from `to_json`'s output (a path or the JSON text).
 
         Also reads `{"stages": [{"name": ..., "accuracy": ...}, ...]}` written by other tools:
@@ -236,7 +246,7 @@ class Report:
         report._update_relative()
         return report
 
-    def to_markdown(self, path=None):
+    def to_markdown(self, path: str | os.PathLike[str] | None = None) -> str:
         """The stages as a Markdown table (written atomically to `path` if given).
 
         Args:
@@ -256,7 +266,7 @@ class Report:
     def __repr__(self):
         return f"Report(title={self.title!r}, stages={[s['name'] for s in self._stages]})"
 
-    def plot(self, path):
+    def plot(self, path: str | os.PathLike[str]) -> Any:
         """Draws accuracy against gzip size (one labelled point per stage, log x) beside bars of
         gzip size and latency, and writes it as a PNG atomically.
 

@@ -7,7 +7,9 @@ from tfkd._keras import keras
 from tfkd.keras3.files import is_keras3_file, load_keras3_file
 
 
-def load_model(path, compile=True):  # noqa: A002 (mirrors keras.models.load_model)
+def load_model(
+    path: str | os.PathLike[str], compile: bool = True,  # noqa: A002 (mirrors keras.models.load_model)
+) -> keras.Model:
     """Loads a `.keras`, `.h5` or SavedModel file that may hold TF-MOT wrappers or tfkd objects.
 
     TF-MOT's pruning, quantization and clustering wrappers (and their schedules, quantizers and

@@ -1,11 +1,16 @@
 """scikit-learn's 8x8 handwritten digits, and stratified subsampling."""
 
+from typing import Any
+
 import numpy as np
 
 from tfkd._validation import check_int, check_open_fraction
 
 
-def load_digits(test_fraction=0.5, seed=0):
+def load_digits(
+    test_fraction: float = 0.5,
+    seed: int = 0,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """scikit-learn's handwritten digits as 8x8x1 images, split deterministically by class.
 
     1,797 images of the digits 0-9, scaled to float32 in [0, 1]. The split is stratified, so both
@@ -33,17 +38,22 @@ def load_digits(test_fraction=0.5, seed=0):
     return (x_train, y_train), (x_test, y_test)
 
 
-def subsample_per_class(x, y, fraction, seed=0):
+def subsample_per_class(
+    x: Any,
+    y: Any,
+    fraction: float,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """A stratified subset holding `fraction` of the samples of every class (at least one each).
 
     Used to show distillation where it pays most: when labels are scarce.
     """
     check_open_fraction("fraction", fraction)
     rng = np.random.default_rng(seed)
-    keep = []
+    keep: list[int] = []
     for label in np.unique(y):
         indices = np.flatnonzero(y == label)
         count = max(1, int(round(fraction * len(indices))))
         keep.extend(rng.choice(indices, size=count, replace=False))
-    keep = np.sort(np.array(keep))
-    return x[keep], y[keep]
+    kept = np.sort(np.array(keep))
+    return x[kept], y[kept]

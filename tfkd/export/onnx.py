@@ -1,6 +1,7 @@
 """`to_onnx`: a Keras model to ONNX through tf2onnx, checked in onnxruntime, written atomically."""
 
 import os
+from typing import Any
 
 import numpy as np
 
@@ -10,7 +11,12 @@ from tfkd.export._atomic import atomic_file
 from tfkd.export._prepare import prepare_model
 
 
-def to_onnx(model, path, opset=None, check=True):
+def to_onnx(
+    model: Any,
+    path: str | os.PathLike[str],
+    opset: int | None = None,
+    check: bool = True,
+) -> str:
     """Converts a Keras model to an `.onnx` file through tf2onnx.
 
     Pruning wrappers are stripped first. The file is written to a temporary path, opened in

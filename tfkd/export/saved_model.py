@@ -1,12 +1,13 @@
 """`to_saved_model`: a Keras model to a TensorFlow SavedModel folder, written atomically."""
 
 import os
+from typing import Any
 
 from tfkd.export._atomic import atomic_dir
 from tfkd.export._prepare import prepare_model
 
 
-def to_saved_model(model, path):
+def to_saved_model(model: Any, path: str | os.PathLike[str]) -> str:
     """Saves a Keras model as a TensorFlow SavedModel folder (for TF Serving, TF.js, converters).
 
     Pruning wrappers are stripped first. The folder is written beside `path` and moved into place

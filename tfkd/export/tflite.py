@@ -1,5 +1,7 @@
 """`to_tflite`: a Keras model to a `.tflite` flatbuffer, float or quantized, written atomically."""
 
+from typing import Any
+
 import numpy as np
 
 from tfkd._keras import tf
@@ -11,7 +13,13 @@ from tfkd.export.check import check_calibration_data, check_samples, compare_wit
 QUANTIZATION_MODES = ("float32", "float16", "dynamic", "int4", "int8", "int16x8")
 
 
-def to_tflite(model, path=None, quantization="float32", representative_data=None, check=True):
+def to_tflite(
+    model: Any,
+    path: str | Any | None = None,
+    quantization: str = "float32",
+    representative_data: Any = None,
+    check: bool = True,
+) -> bytes:
     """Converts a Keras model to a `.tflite` flatbuffer and returns its bytes.
 
     Pruning wrappers (`prune_low_magnitude`) are stripped first; the pruned zeros stay exact zeros

@@ -8,6 +8,7 @@ the operator nodes Keras 3 records for `keras.ops` calls (`x + 3.0`) are transla
 """
 
 import warnings
+from typing import Any
 
 from tfkd._keras import import_keras3, is_keras3_model, is_keras_model, keras, tf
 from tfkd.keras3 import layers as k3layers
@@ -16,7 +17,7 @@ from tfkd.keras3 import ops as k3ops
 __all__ = ["from_keras3", "convert_keras3_argument", "check_model"]
 
 
-def from_keras3(model):
+def from_keras3(model: Any) -> keras.Model:
     """Rebuilds a Keras 3 Sequential or Functional model as a tf_keras model with the same weights.
 
     tfkd trains tf_keras (Keras 2) models, the kind TF-MOT's pruning, quantization and clustering
@@ -61,7 +62,7 @@ def from_keras3(model):
             f"`model` must be a Keras 3 model (`keras.Model`). "
             f"Received: model={model!r} (of type {type(model).__name__}).{hint}"
         )
-    pairs = []
+    pairs: list[Any] = []
     converted = _convert_model(model, pairs)
     for source, target in pairs:
         k3layers.copy_weights(source, target)

@@ -2,6 +2,7 @@
 
 import copy
 import re
+from typing import Any
 
 from tfkd._keras import keras, tf
 from tfkd._validation import check_non_negative
@@ -115,20 +116,20 @@ class DistillationLoss:
 
     def __init__(
         self,
-        teacher_layer=None,
-        student_layer=None,
-        name=None,
+        teacher_layer: str | None = None,
+        student_layer: str | None = None,
+        name: str | None = None,
         *,
-        teacher_layer_name=None,
-        student_layer_name=None,
-    ):
+        teacher_layer_name: str | None = None,
+        student_layer_name: str | None = None,
+    ) -> None:
         self.teacher_layer = merge_layer_names("teacher", teacher_layer, teacher_layer_name)
         self.student_layer = merge_layer_names("student", student_layer, student_layer_name)
         self.name = name
         self.built = False
 
     @property
-    def name(self):
+    def name(self) -> str:
         return self.__dict__.get("_name") or _snake_case(type(self).__name__)
 
     @name.setter
@@ -136,7 +137,7 @@ class DistillationLoss:
         self.__dict__["_name"] = value
 
     @property
-    def teacher_layer_name(self):
+    def teacher_layer_name(self) -> str | None:
         """Keras 3's name for `teacher_layer`."""
         return self.teacher_layer
 
@@ -145,7 +146,7 @@ class DistillationLoss:
         self.teacher_layer = merge_layer_names("teacher", None, value)
 
     @property
-    def student_layer_name(self):
+    def student_layer_name(self) -> str | None:
         """Keras 3's name for `student_layer`."""
         return self.student_layer
 
@@ -154,28 +155,28 @@ class DistillationLoss:
         self.student_layer = merge_layer_names("student", None, value)
 
     @property
-    def layer_pairs(self):
+    def layer_pairs(self) -> Any:
         """`[(teacher_layer, student_layer), ...]`: what the loss reads, in the order `call` gets
         it."""
         return [(self.teacher_layer, self.student_layer)]
 
     @property
-    def trainable_layers(self):
+    def trainable_layers(self) -> Any:
         """Layers the loss owns that train with the student (adapters); none by default."""
         return []
 
-    def build(self, teacher_shapes, student_shapes):
+    def build(self, teacher_shapes: Any, student_shapes: Any) -> None:
         """Creates any state that depends on shapes (e.g. adapters). Shapes follow `layer_pairs`."""
         self.built = True
 
-    def validate_model_compatibility(self, teacher, student):
+    def validate_model_compatibility(self, teacher: Any, student: keras.Model) -> None:
         """Raises a `ValueError` if this loss cannot distil `student` from `teacher`.
 
         Called once when a `Distiller` is built (its own checks of layer names and shapes run
         beside it). Does nothing by default; override to add checks.
         """
 
-    def validate_outputs(self, teacher_outputs, student_outputs):
+    def validate_outputs(self, teacher_outputs: Any, student_outputs: Any) -> None:
         """Raises a `ValueError` unless both sides have the same structure (tensor, list, dict)."""
         try:
             tf.nest.assert_same_structure(teacher_outputs, student_outputs, check_types=False)
@@ -187,13 +188,13 @@ class DistillationLoss:
                 "on both sides."
             ) from error
 
-    def call(self, teacher_values, student_values):
+    def call(self, teacher_values: Any, student_values: Any) -> Any:
         raise NotImplementedError(
             f"{type(self).__name__} must override `compute_loss(teacher_outputs, "
             "student_outputs, **kwargs)` or implement `call(teacher_values, student_values)`."
         )
 
-    def compute_loss(self, teacher_outputs, student_outputs, **kwargs):
+    def compute_loss(self, teacher_outputs: Any, student_outputs: Any, **kwargs: Any) -> Any:
         """The loss per sample `[batch]` (or one value for the batch). Keras 3's override point.
 
         Args:
@@ -206,10 +207,11 @@ class DistillationLoss:
             A float tensor of shape `[batch]` or `[]`.
         """
         if self.uses_labels:
-            return self.call(teacher_outputs, student_outputs, labels=kwargs.get("labels"))
+            call: Any = self.call  # the subclasses that read labels take them
+            return call(teacher_outputs, student_outputs, labels=kwargs.get("labels"))
         return self.call(teacher_outputs, student_outputs)
 
-    def compute(self, teacher_values, student_values, labels=None):
+    def compute(self, teacher_values: Any, student_values: Any, labels: Any = None) -> Any:
         """The loss per sample (or for the batch), checking and building the loss on first use."""
         self.validate_outputs(teacher_values, student_values)  # Python only: at tracing time
         if not self.built:
@@ -219,7 +221,7 @@ class DistillationLoss:
     def __call__(self, teacher_values, student_values, labels=None):
         return tf.reduce_mean(self.compute(teacher_values, student_values, labels=labels))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "teacher_layer": self.teacher_layer,
             "student_layer": self.student_layer,
@@ -227,7 +229,7 @@ class DistillationLoss:
         }
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Any:
         return cls(**config)
 
     def __repr__(self):
@@ -311,11 +313,11 @@ def _shapes(values):
     return tf.TensorShape(values.shape)
 
 
-def serialize(loss):
+def serialize(loss: Any) -> dict[str, Any]:
     """A JSON-able description of a tfkd loss, for `deserialize`."""
     return keras.utils.serialize_keras_object(loss)
 
 
-def deserialize(config):
+def deserialize(config: dict[str, Any]) -> Any:
     """Rebuilds a tfkd loss from `serialize`'s output."""
     return keras.utils.deserialize_keras_object(config)

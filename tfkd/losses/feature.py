@@ -1,5 +1,7 @@
 """Feature-based losses: the student learns from the teacher's intermediate activations."""
 
+from typing import Any
+
 from tfkd._keras import keras, tf
 from tfkd._validation import check_choice, check_positive
 from tfkd.losses.base import DistillationLoss, as_list, per_sample_loss_fn
@@ -59,15 +61,15 @@ class FeatureDistillation(DistillationLoss):
 
     def __init__(
         self,
-        teacher_layer=None,
-        student_layer=None,
-        adapter="auto",
-        loss="mse",
-        name=None,
+        teacher_layer: str | None = None,
+        student_layer: str | None = None,
+        adapter: Any = "auto",
+        loss: Any = "mse",
+        name: str | None = None,
         *,
-        teacher_layer_name=None,
-        student_layer_name=None,
-    ):
+        teacher_layer_name: str | None = None,
+        student_layer_name: str | None = None,
+    ) -> None:
         super().__init__(
             teacher_layer=teacher_layer,
             student_layer=student_layer,
@@ -88,10 +90,10 @@ class FeatureDistillation(DistillationLoss):
         self._adapter_layer = adapter if isinstance(adapter, keras.layers.Layer) else None
 
     @property
-    def trainable_layers(self):
+    def trainable_layers(self) -> Any:
         return [] if self._adapter_layer is None else [self._adapter_layer]
 
-    def build(self, teacher_shape, student_shape):
+    def build(self, teacher_shape: Any, student_shape: Any) -> None:
         teacher_shape = tf.TensorShape(teacher_shape)
         student_shape = tf.TensorShape(student_shape)
         if self._adapter_layer is not None:
@@ -111,7 +113,7 @@ class FeatureDistillation(DistillationLoss):
     def _adapter_name(self):
         return f"{self.name}_adapter_{keras.backend.get_uid(self.name + '_adapter')}"
 
-    def call(self, teacher_features, student_features):
+    def call(self, teacher_features: Any, student_features: Any) -> Any:
         student_features = tf.convert_to_tensor(student_features)
         if self._adapter_layer is not None:
             student_features = self._adapter_layer(student_features)
@@ -128,7 +130,7 @@ class FeatureDistillation(DistillationLoss):
         cosine = tf.reduce_sum(teacher_unit * tf.math.l2_normalize(student_flat, axis=-1), axis=-1)
         return -cosine if self._mode == "cosine_similarity" else 1.0 - cosine
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         adapter = self.adapter
         if isinstance(adapter, keras.layers.Layer):
             adapter = keras.layers.serialize(adapter)
@@ -219,16 +221,16 @@ class AttentionTransfer(DistillationLoss):
     >>> at = tfkd.losses.AttentionTransfer([("conv2", "conv1"), ("conv3", "conv2")])
     """
 
-    def __init__(self, pairs, p=2, name=None):
+    def __init__(self, pairs: Any, p: float = 2, name: str | None = None) -> None:
         super().__init__(name=name)
         self.pairs = _check_pairs(pairs)
         self.p = check_positive("p", p)
 
     @property
-    def layer_pairs(self):
+    def layer_pairs(self) -> Any:
         return list(self.pairs)
 
-    def build(self, teacher_shapes, student_shapes):
+    def build(self, teacher_shapes: Any, student_shapes: Any) -> None:
         teacher_shapes = _as_shape_list(teacher_shapes)
         student_shapes = _as_shape_list(student_shapes)
         shapes = zip(self.pairs, teacher_shapes, student_shapes, strict=True)
@@ -242,7 +244,7 @@ class AttentionTransfer(DistillationLoss):
                 )
         self.built = True
 
-    def attention_map(self, features, size=None):
+    def attention_map(self, features: Any, size: Any = None) -> Any:
         """The flattened, L2-normalized attention map of `features`, optionally resized."""
         features = tf.cast(features, tf.float32)
         attention = tf.reduce_mean(tf.pow(tf.abs(features) + 1e-12, self.p), axis=-1, keepdims=True)
@@ -255,7 +257,7 @@ class AttentionTransfer(DistillationLoss):
                 attention = tf.image.resize(attention, size, method="bilinear")
         return tf.math.l2_normalize(flatten(attention), axis=-1)
 
-    def call(self, teacher_features, student_features):
+    def call(self, teacher_features: Any, student_features: Any) -> Any:
         teacher_features = as_list(teacher_features)
         student_features = as_list(student_features)
         total = 0.0
@@ -265,7 +267,7 @@ class AttentionTransfer(DistillationLoss):
             total += tf.reduce_sum(tf.square(teacher_map - student_map), axis=-1)
         return total
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"pairs": [list(pair) for pair in self.pairs], "p": self.p, "name": self.name}
 
 

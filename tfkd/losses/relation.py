@@ -11,6 +11,8 @@ gradients included) and returns the values of its own samples, so any number of 
 the loss and gradients of one device.
 """
 
+from typing import Any
+
 from tfkd._keras import keras, tf
 from tfkd._validation import check_positive
 from tfkd.losses.base import DistillationLoss
@@ -68,7 +70,7 @@ class RKDDistance(_RelationLoss):
     >>> tfkd.losses.RKDDistance("embedding", "embedding")(teacher_embeddings, student_embeddings)
     """
 
-    def call(self, teacher_values, student_values):
+    def call(self, teacher_values: Any, student_values: Any) -> Any:
         (teacher, student), local = _global_embeddings(teacher_values, student_values)
         teacher, student = _normalized_distances(teacher), _normalized_distances(student)
         return local(tf.reduce_mean(_huber(student - teacher), axis=-1))
@@ -94,7 +96,7 @@ class RKDAngle(_RelationLoss):
         teacher_layer, student_layer, name: As in `DistillationLoss`. Defaults to `None` (outputs).
     """
 
-    def call(self, teacher_values, student_values):
+    def call(self, teacher_values: Any, student_values: Any) -> Any:
         (teacher, student), local = _global_embeddings(teacher_values, student_values)
         return local(tf.reduce_mean(_huber(_angles(student) - _angles(teacher)), axis=[1, 2]))
 
@@ -116,7 +118,7 @@ class SimilarityPreserving(_RelationLoss):
         teacher_layer, student_layer, name: As in `DistillationLoss`. Defaults to `None` (outputs).
     """
 
-    def call(self, teacher_values, student_values):
+    def call(self, teacher_values: Any, student_values: Any) -> Any:
         (teacher, student), local = _global_embeddings(teacher_values, student_values)
         teacher, student = _normalized_gram(teacher), _normalized_gram(student)
         batch = tf.cast(tf.shape(teacher)[0], teacher.dtype)
@@ -141,11 +143,17 @@ class PKT(_RelationLoss):
         teacher_layer, student_layer, name: As in `DistillationLoss`. Defaults to `None` (outputs).
     """
 
-    def __init__(self, teacher_layer=None, student_layer=None, epsilon=1e-7, name=None):
+    def __init__(
+        self,
+        teacher_layer: str | None = None,
+        student_layer: str | None = None,
+        epsilon: float = 1e-7,
+        name: str | None = None,
+    ) -> None:
         super().__init__(teacher_layer=teacher_layer, student_layer=student_layer, name=name)
         self.epsilon = check_positive("epsilon", epsilon)
 
-    def call(self, teacher_values, student_values):
+    def call(self, teacher_values: Any, student_values: Any) -> Any:
         (teacher, student), local = _global_embeddings(teacher_values, student_values)
         teacher = self._conditional_probabilities(teacher)
         student = self._conditional_probabilities(student)
@@ -160,5 +168,5 @@ class PKT(_RelationLoss):
         similarity = (tf.matmul(unit, unit, transpose_b=True) + 1.0) / 2.0
         return similarity / tf.reduce_sum(similarity, axis=-1, keepdims=True)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "epsilon": self.epsilon}

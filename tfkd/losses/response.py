@@ -1,5 +1,7 @@
 """Response-based losses: the student learns from the teacher's outputs (logits)."""
 
+from typing import Any
+
 from tfkd._keras import keras, tf
 from tfkd._validation import check_choice, check_non_negative, check_positive
 from tfkd.losses.base import DistillationLoss, per_sample_loss_fn
@@ -45,12 +47,12 @@ class LogitsDistillation(DistillationLoss):
     >>> loss(teacher_logits, student_logits)  # mean over the batch
     """
 
-    def __init__(self, temperature=3.0, loss="kl", **kwargs):
+    def __init__(self, temperature: float = 3.0, loss: Any = "kl", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.temperature = check_positive("temperature", temperature)
         self.loss, self._mode, self._loss_fn = _logit_loss(loss)
 
-    def call(self, teacher_logits, student_logits):
+    def call(self, teacher_logits: Any, student_logits: Any) -> Any:
         teacher_logits = tf.cast(teacher_logits, student_logits.dtype)
         t = self.temperature
         if self._mode == "keras":
@@ -66,7 +68,7 @@ class LogitsDistillation(DistillationLoss):
             per_sample = -tf.reduce_sum(p_teacher * log_p_student, axis=-1)
         return per_sample * t**2
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         loss = self.loss if isinstance(self.loss, str) else keras.losses.serialize(self.loss)
         return {**super().get_config(), "temperature": self.temperature, "loss": loss}
 
@@ -150,13 +152,19 @@ class DecoupledKD(DistillationLoss):
 
     uses_labels = True
 
-    def __init__(self, alpha=1.0, beta=8.0, temperature=4.0, **kwargs):
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        beta: float = 8.0,
+        temperature: float = 4.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.alpha = check_non_negative("alpha", alpha)
         self.beta = check_non_negative("beta", beta)
         self.temperature = check_positive("temperature", temperature)
 
-    def call(self, teacher_logits, student_logits, labels=None):
+    def call(self, teacher_logits: Any, student_logits: Any, labels: Any = None) -> Any:
         teacher_logits = tf.cast(teacher_logits, student_logits.dtype)
         if labels is None:
             target = tf.argmax(teacher_logits, axis=-1, output_type=tf.int32)
@@ -174,7 +182,7 @@ class DecoupledKD(DistillationLoss):
         )
         return (self.alpha * tckd + self.beta * nckd) * t**2
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "alpha": self.alpha,
@@ -219,13 +227,19 @@ class DIST(DistillationLoss):
     >>> loss(teacher_logits, student_logits)
     """
 
-    def __init__(self, beta=1.0, gamma=1.0, temperature=1.0, **kwargs):
+    def __init__(
+        self,
+        beta: float = 1.0,
+        gamma: float = 1.0,
+        temperature: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.beta = check_non_negative("beta", beta)
         self.gamma = check_non_negative("gamma", gamma)
         self.temperature = check_positive("temperature", temperature)
 
-    def call(self, teacher_logits, student_logits):
+    def call(self, teacher_logits: Any, student_logits: Any) -> Any:
         teacher_logits = tf.cast(teacher_logits, student_logits.dtype)
         t = self.temperature
         p_teacher = tf.nn.softmax(teacher_logits / t, axis=-1)
@@ -236,7 +250,7 @@ class DIST(DistillationLoss):
         intra = 1.0 - tf.reduce_mean(_pearson(p_teacher, p_student, axis=0))  # batch scalar
         return (self.beta * inter + self.gamma * intra) * t**2
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "beta": self.beta,

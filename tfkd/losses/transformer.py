@@ -6,6 +6,8 @@ hidden-state MSE through a learned projection, attention-score MSE, prediction-l
 al., 2020). Student block `i` learns from teacher block `(i + 1) * N // M - 1` by default.
 """
 
+from typing import Any
+
 from tfkd._keras import keras, tf
 from tfkd._validation import check_choice
 from tfkd.losses.base import DistillationLoss, as_list
@@ -126,17 +128,22 @@ class HiddenStateDistillation(_LayerMapLoss):
     """
 
     def __init__(
-        self, teacher_layers, student_layers, loss="mse", layer_map="uniform", name=None
-    ):
+        self,
+        teacher_layers: Any,
+        student_layers: Any,
+        loss: Any = "mse",
+        layer_map: Any = "uniform",
+        name: str | None = None,
+    ) -> None:
         super().__init__(teacher_layers, student_layers, layer_map, name=name)
         self.loss = check_choice("loss", loss, ("mse", "cosine"))
-        self.projections = []
+        self.projections: list[Any] = []
 
     @property
-    def trainable_layers(self):
+    def trainable_layers(self) -> Any:
         return [p for p in self.projections if p is not None]
 
-    def build(self, teacher_shapes, student_shapes):
+    def build(self, teacher_shapes: Any, student_shapes: Any) -> None:
         teacher_shapes, student_shapes = _shape_list(teacher_shapes), _shape_list(student_shapes)
         self.projections = []
         for (t_name, s_name), t_shape, s_shape in zip(
@@ -155,7 +162,7 @@ class HiddenStateDistillation(_LayerMapLoss):
             self.projections.append(projection)
         self.built = True
 
-    def call(self, teacher_states, student_states):
+    def call(self, teacher_states: Any, student_states: Any) -> Any:
         teacher_states, student_states = as_list(teacher_states), as_list(student_states)
         projections = self.projections or [None] * len(student_states)
         total = 0.0
@@ -176,7 +183,7 @@ class HiddenStateDistillation(_LayerMapLoss):
             total += value
         return total
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "loss": self.loss}
 
 
@@ -275,15 +282,20 @@ class AttentionDistillation(_LayerMapLoss):
     """
 
     def __init__(
-        self, teacher_layers, student_layers, layer_map="uniform", loss="mse", name=None
-    ):
+        self,
+        teacher_layers: Any,
+        student_layers: Any,
+        layer_map: Any = "uniform",
+        loss: Any = "mse",
+        name: str | None = None,
+    ) -> None:
         super().__init__(teacher_layers, student_layers, layer_map, name=name)
         self.loss = check_choice("loss", loss, ("mse", "kl"))
 
     def _key(self, name):
         return AttentionScores(name)
 
-    def build(self, teacher_shapes, student_shapes):
+    def build(self, teacher_shapes: Any, student_shapes: Any) -> None:
         teacher_shapes, student_shapes = _shape_list(teacher_shapes), _shape_list(student_shapes)
         for (t_key, s_key), t_shape, s_shape in zip(
             self.layer_pairs, teacher_shapes, student_shapes, strict=True
@@ -297,7 +309,7 @@ class AttentionDistillation(_LayerMapLoss):
                 )
         self.built = True
 
-    def call(self, teacher_scores, student_scores):
+    def call(self, teacher_scores: Any, student_scores: Any) -> Any:
         total = 0.0
         for teacher, student in zip(
             as_list(teacher_scores), as_list(student_scores), strict=True
@@ -317,7 +329,7 @@ class AttentionDistillation(_LayerMapLoss):
                 total += tf.reduce_mean(kl, axis=[1, 2])
         return total
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "loss": self.loss}
 
 

@@ -1,5 +1,7 @@
 """Teacher-free distillation: a virtual teacher made by hand, with no trained model."""
 
+from typing import Any
+
 from tfkd._keras import keras, tf
 from tfkd._validation import check_open_fraction, check_positive
 from tfkd.losses.base import DistillationLoss
@@ -35,16 +37,21 @@ class TeacherFreeKD(DistillationLoss):
     uses_labels = True
     uses_teacher = False
 
-    def __init__(self, correct_probability=0.9, temperature=20.0, name=None):
+    def __init__(
+        self,
+        correct_probability: float = 0.9,
+        temperature: float = 20.0,
+        name: str | None = None,
+    ) -> None:
         super().__init__(name=name)
         self.correct_probability = check_open_fraction("correct_probability", correct_probability)
         self.temperature = check_positive("temperature", temperature)
 
-    def compute(self, teacher_values, student_values, labels=None):
+    def compute(self, teacher_values: Any, student_values: Any, labels: Any = None) -> Any:
         self.built = True  # nothing to build; the teacher values may be None
         return self.call(teacher_values, student_values, labels=labels)
 
-    def virtual_teacher_logits(self, labels, student_logits):
+    def virtual_teacher_logits(self, labels: Any, student_logits: Any) -> Any:
         """The virtual teacher's logits `log u`, shaped like `student_logits`."""
         num_classes = student_logits.shape[-1]
         if num_classes is None or num_classes < 2:
@@ -57,7 +64,7 @@ class TeacherFreeKD(DistillationLoss):
         probabilities = target * self.correct_probability + (1.0 - target) * others
         return tf.cast(tf.math.log(probabilities), student_logits.dtype)
 
-    def call(self, teacher_values, student_logits, labels=None):
+    def call(self, teacher_values: Any, student_logits: Any, labels: Any = None) -> Any:
         if labels is None:
             raise ValueError(
                 "`TeacherFreeKD` builds its virtual teacher from the labels. "
@@ -70,7 +77,7 @@ class TeacherFreeKD(DistillationLoss):
         kl = tf.reduce_sum(tf.exp(log_p_teacher) * (log_p_teacher - log_p_student), axis=-1)
         return kl * t**2
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "correct_probability": self.correct_probability,
             "temperature": self.temperature,

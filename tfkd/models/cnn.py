@@ -1,11 +1,17 @@
 """Small reference teachers and students: a CNN teacher for the bundled digits, a student with at
 most 1/20 of its parameters, and the keras.io example's pair for benchmarks. All output logits."""
 
+from typing import Any
+
 from tfkd._keras import keras
 from tfkd._validation import check_int
 
 
-def build_teacher(input_shape=(8, 8, 1), num_classes=10, name="teacher"):
+def build_teacher(
+    input_shape: Any = (8, 8, 1),
+    num_classes: int = 10,
+    name: str | None = "teacher",
+) -> keras.Model:
     """A CNN teacher (about 165k parameters on 8x8 inputs) that reaches ~99% on the digits.
 
     Args:
@@ -31,7 +37,12 @@ def build_teacher(input_shape=(8, 8, 1), num_classes=10, name="teacher"):
     )
 
 
-def build_student(input_shape=(8, 8, 1), num_classes=10, hidden_units=64, name="student"):
+def build_student(
+    input_shape: Any = (8, 8, 1),
+    num_classes: int = 10,
+    hidden_units: int = 64,
+    name: str | None = "student",
+) -> keras.Model:
     """A one-hidden-layer MLP student: 4,810 parameters on the digits (1/34 of the teacher).
 
     Args:
@@ -53,7 +64,11 @@ def build_student(input_shape=(8, 8, 1), num_classes=10, hidden_units=64, name="
     )
 
 
-def build_keras_io_teacher(input_shape=(28, 28, 1), num_classes=10, name="teacher"):
+def build_keras_io_teacher(
+    input_shape: Any = (28, 28, 1),
+    num_classes: int = 10,
+    name: str | None = "teacher",
+) -> keras.Model:
     """The keras.io Knowledge Distillation example's teacher: strided convolutions, 256 and 512.
 
     About 1.4 million parameters on 28x28x1 inputs. Its layers are named `conv1`,
@@ -70,7 +85,11 @@ def build_keras_io_teacher(input_shape=(28, 28, 1), num_classes=10, name="teache
     return _keras_io_pair(input_shape, num_classes, (256, 512), name)
 
 
-def build_keras_io_student(input_shape=(28, 28, 1), num_classes=10, name="student"):
+def build_keras_io_student(
+    input_shape: Any = (28, 28, 1),
+    num_classes: int = 10,
+    name: str | None = "student",
+) -> keras.Model:
     """The keras.io example's student: the teacher's shape with 16 and 32 filters.
 
     About 20,000 parameters on 28x28x1 inputs (1/70 of the teacher); layers named as the

@@ -8,6 +8,7 @@ hidden states), `pooled` and `logits`.
 """
 
 import re
+from typing import Any
 
 from tfkd._keras import keras, tf
 from tfkd._validation import check_choice, check_int, check_number
@@ -24,13 +25,13 @@ class PositionEmbedding(keras.layers.Layer):
             standard deviation 0.02, as BERT).
     """
 
-    def __init__(self, initializer=None, **kwargs):
+    def __init__(self, initializer: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if initializer is None:  # BERT's: small next to the token embeddings (uniform 0.05)
             initializer = keras.initializers.TruncatedNormal(stddev=0.02)
         self.initializer = keras.initializers.get(initializer)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Any) -> None:
         self.position_embeddings = self.add_weight(
             name="position_embeddings",
             shape=(int(input_shape[1]), int(input_shape[2])),
@@ -38,28 +39,28 @@ class PositionEmbedding(keras.layers.Layer):
         )
         super().build(input_shape)
 
-    def call(self, inputs):
+    def call(self, inputs: Any) -> Any:
         return inputs + tf.cast(self.position_embeddings, inputs.dtype)[tf.newaxis]
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         initializer = keras.initializers.serialize(self.initializer)
         return {**super().get_config(), "initializer": initializer}
 
 
 def build_transformer(
-    num_classes=2,
-    vocab_size=None,
-    sequence_length=None,
-    image_shape=None,
-    patch_size=None,
-    width=32,
-    depth=2,
-    heads=2,
-    ffn_units=None,
-    pooling="cls",
-    dropout=0.0,
-    name="transformer",
-):
+    num_classes: int = 2,
+    vocab_size: int | None = None,
+    sequence_length: int | None = None,
+    image_shape: Any = None,
+    patch_size: int | None = None,
+    width: Any = 32,
+    depth: Any = 2,
+    heads: int = 2,
+    ffn_units: int | None = None,
+    pooling: str = "cls",
+    dropout: float = 0.0,
+    name: str | None = "transformer",
+) -> keras.Model:
     """A tf_keras Functional transformer encoder classifier that outputs logits.
 
     Give either `vocab_size` and `sequence_length` (integer token ids in, e.g. from
@@ -263,7 +264,13 @@ def _check_width(width):
     return width
 
 
-def shrink(model, width=None, depth=None, copy_weights=False, name=None):
+def shrink(
+    model: keras.Model,
+    width: Any = None,
+    depth: Any = None,
+    copy_weights: bool = False,
+    name: str | None = None,
+) -> keras.Model:
     """A student shaped like `model`: narrower (`width`) and, for encoders, shallower (`depth`).
 
     For a CNN or MLP (see `tfkd.models.cnn.shrink`), `width` scales every layer's filters and

@@ -5,6 +5,8 @@
 plus `PruningEndStep`, which derives the end step of schedules made with `end_step=None`.
 """
 
+from typing import Any
+
 from tfkd._keras import keras
 from tfkd._validation import check_int
 from tfkd.optimize._common import tfmot
@@ -12,7 +14,7 @@ from tfkd.optimize.channels import ChannelPruningStep, channel_callbacks, mask_o
 from tfkd.optimize.wrappers import is_pruning_wrapper, wrapped_layers
 
 
-def callbacks(model=None, log_dir=None):
+def callbacks(model: Any = None, log_dir: str | Any | None = None) -> list[Any]:
     """The callbacks a plain `model.fit` of a pruned model needs.
 
     `Distiller.fit` adds these itself; pass them to `fit` when training a pruned model alone:

@@ -1,5 +1,7 @@
 """Weight clustering over TF-MOT: `cluster` (strip it with `tfkd.strip`, then CQAT)."""
 
+from typing import Any
+
 from tfkd._keras import keras
 from tfkd._validation import check_choice, check_int
 from tfkd.optimize._common import check_graph_model, clone_with, select_layers, tfmot
@@ -13,7 +15,13 @@ _INITS = {
 }
 
 
-def cluster(model, n_clusters=16, init="kmeans++", preserve_sparsity=False, layers=None):
+def cluster(
+    model: keras.Model,
+    n_clusters: int = 16,
+    init: str = "kmeans++",
+    preserve_sparsity: bool = False,
+    layers: Any = None,
+) -> keras.Model:
     """Returns a copy of `model` whose kernels share `n_clusters` values each.
 
     Each selected kernel is replaced by `n_clusters` centroids and, per weight, the index of its

@@ -2,6 +2,7 @@
 
 import dataclasses
 import itertools
+from typing import Any
 
 from tfkd._keras import keras, tf
 from tfkd._validation import check_int
@@ -35,15 +36,15 @@ class PruningRounds:
 
 
 def iterative_prune(
-    model_or_distiller,
-    data,
-    sparsities=(0.5, 0.7, 0.8),
-    epochs_per_round=2,
-    validation_data=None,
-    batch_size=32,
-    verbose=1,
-    **prune_kwargs,
-):
+    model_or_distiller: Any,
+    data: Any,
+    sparsities: Any = (0.5, 0.7, 0.8),
+    epochs_per_round: int = 2,
+    validation_data: Any = None,
+    batch_size: int | None = 32,
+    verbose: int = 1,
+    **prune_kwargs: Any,
+) -> Any:
     """Prunes in rounds of rising sparsity, fine-tuning (or distilling) after each.
 
     Each round wraps the current model with `tfkd.prune` (a polynomial schedule from the previous

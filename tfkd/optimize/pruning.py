@@ -7,6 +7,7 @@ derived when the first `fit` starts (see `tfkd.optimize.callbacks`).
 
 import dataclasses
 import re
+from typing import Any
 
 import numpy as np
 
@@ -34,18 +35,18 @@ __all__ = ["prune", "sparsity", "SparsityReport", "check_sparsity", "check_not_p
 
 
 def prune(
-    model,
-    target_sparsity=0.8,
-    schedule="polynomial",
-    begin_step=0,
-    end_step=None,
-    frequency=100,
-    structure=None,
-    block_size=None,
-    policy=None,
-    layers=None,
-    initial_sparsity=0.0,
-):
+    model: Any,
+    target_sparsity: float | dict[str, float] = 0.8,
+    schedule: Any = "polynomial",
+    begin_step: int = 0,
+    end_step: int | None = None,
+    frequency: int = 100,
+    structure: str | None = None,
+    block_size: Any = None,
+    policy: Any = None,
+    layers: Any = None,
+    initial_sparsity: float = 0.0,
+) -> Any:
     """Returns a copy of `model` whose prunable layers learn to be sparse during training.
 
     Low-magnitude weights of each selected layer's kernel are zeroed on a schedule while the model
@@ -345,11 +346,11 @@ class SparsityReport:
     zeros: int
     total: int
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-def sparsity(model):
+def sparsity(model: Any) -> SparsityReport:
     """Measures the fraction of exact zeros in each kernel of `model` and overall.
 
     Reads the real kernel values (through pruning, clustering and QAT wrappers), so it says what an

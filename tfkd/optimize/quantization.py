@@ -1,6 +1,7 @@
 """Quantization-aware training over TF-MOT: `quantize` (8-bit QAT, PQAT, CQAT)."""
 
 import re
+from typing import Any
 
 from tfkd._validation import check_choice
 from tfkd.optimize._common import check_graph_model, select_layers, tfmot
@@ -15,7 +16,7 @@ from tfkd.optimize.wrappers import (
 _PRESERVE = (None, "sparsity", "clusters")
 
 
-def quantize(model, preserve=None, layers=None):
+def quantize(model: Any, preserve: str | None = None, layers: Any = None) -> Any:
     """Returns a copy of `model` that trains with simulated 8-bit quantization (QAT).
 
     Uses TF-MOT's default 8-bit scheme: weights per channel, activations per tensor, batch norm

@@ -1,6 +1,7 @@
 """Sensitivity analysis: how much accuracy each layer loses when pruned alone, one-shot."""
 
 import os
+from typing import Any
 
 import numpy as np
 
@@ -28,12 +29,12 @@ class SensitivityResult:
         sparsities: The sparsities tried, in rising order.
     """
 
-    def __init__(self, baseline, table, sparsities):
+    def __init__(self, baseline: float, table: Any, sparsities: Any) -> None:
         self.baseline = float(baseline)
         self.table = table
         self.sparsities = tuple(sparsities)
 
-    def suggest(self, max_accuracy_drop=0.01):
+    def suggest(self, max_accuracy_drop: float = 0.01) -> dict[str, float]:
         """The highest sparsity per layer whose accuracy stays within the budget.
 
         Args:
@@ -52,7 +53,7 @@ class SensitivityResult:
                 plan[layer] = max(within)
         return plan
 
-    def plot(self, path):
+    def plot(self, path: str | os.PathLike[str]) -> str:
         """Writes a PNG with one line per layer: accuracy against sparsity (baseline dashed).
 
         Args:
@@ -85,7 +86,13 @@ class SensitivityResult:
         )
 
 
-def sensitivity(model, data, sparsities=(0.25, 0.5, 0.75, 0.9), layers=None, verbose=1):
+def sensitivity(
+    model: keras.Model,
+    data: Any,
+    sparsities: Any = (0.25, 0.5, 0.75, 0.9),
+    layers: Any = None,
+    verbose: int = 1,
+) -> SensitivityResult:
     """Prunes one layer at a time at each sparsity (one-shot, no retraining) and evaluates.
 
     For each prunable layer and sparsity, the smallest-magnitude weights of that layer's kernel are
@@ -128,7 +135,7 @@ def sensitivity(model, data, sparsities=(0.25, 0.5, 0.75, 0.9), layers=None, ver
     by_name = {unwrap(layer).name: layer for layer in iter_layers(work)}
     baseline = accuracy(work, data)
     bar = keras.utils.Progbar(len(names) * len(sparsities), verbose=verbose, unit_name="eval")
-    table = {}
+    table: dict[str, Any] = {}
     for name in names:
         variables = [v for v in by_name[name].weights if is_kernel(v)]
         saved = [v.numpy() for v in variables]

@@ -10,11 +10,12 @@ without importing it (its import takes ~3 s, and exported files run without it).
 """
 
 import sys
+from typing import Any
 
 from tfkd._keras import keras
 
 _TFMOT = "tensorflow_model_optimization"
-_STRUCTURED = []
+_STRUCTURED: list[Any] = []
 
 
 def _tfmot_loaded():
@@ -196,7 +197,7 @@ def training_wrappers(model):
     return wrapped_layers(model, _is_training_wrapper)
 
 
-def strip(model):
+def strip(model: keras.Model) -> keras.Model:
     """Returns `model` without its pruning and clustering wrappers, keeping QAT wrappers.
 
     Pruned kernels keep their zeros (the masks are applied once more before unwrapping) and

@@ -134,7 +134,7 @@ class ExportedModel:
 
     source = "<model>"
     data = b""
-    input_shape = ()
+    input_shape: tuple = ()
     threads = 1
 
     def predict(self, x, batch_size=None):

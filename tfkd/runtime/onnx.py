@@ -1,5 +1,7 @@
 """`ONNXModel`: runs an `.onnx` file on onnxruntime's CPU provider."""
 
+from typing import Any
+
 import numpy as np
 
 from tfkd._validation import check_int
@@ -24,7 +26,7 @@ class ONNXModel(ExportedModel):
     >>> tfkd.ONNXModel("student.onnx").evaluate(x_test, y_test, reference=student)
     """
 
-    def __init__(self, path, threads=1):
+    def __init__(self, path: str | Any, threads: int = 1) -> None:
         self.threads = check_int("threads", threads, minimum=1)
         self.source, self.data = read_model_file("path", path, ".onnx", article="an")
         self._session = self._load(self.data)
@@ -53,7 +55,7 @@ class ONNXModel(ExportedModel):
             ) from None
 
     @property
-    def input_dtype(self):
+    def input_dtype(self) -> np.dtype:
         return self._dtype
 
     def _prepared_call(self, x):

@@ -1,5 +1,7 @@
 """`TFLiteModel`: runs a `.tflite` file on the LiteRT interpreter (`ai-edge-litert`)."""
 
+from typing import Any
+
 import numpy as np
 
 from tfkd._validation import check_int
@@ -32,7 +34,7 @@ class TFLiteModel(ExportedModel):
     >>> print(model.latency(batch=1))
     """
 
-    def __init__(self, path_or_bytes, threads=1):
+    def __init__(self, path_or_bytes: str | Any | bytes, threads: int = 1) -> None:
         from tfkd.runtime.files import parse_tflite
 
         self.threads = check_int("threads", threads, minimum=1)
@@ -65,12 +67,12 @@ class TFLiteModel(ExportedModel):
         return interpreter
 
     @property
-    def input_dtype(self):
+    def input_dtype(self) -> np.dtype:
         """The numpy dtype the file takes (int8 for full-int8 files)."""
         return np.dtype(self._inputs[0]["dtype"])
 
     @property
-    def output_dtypes(self):
+    def output_dtypes(self) -> list[np.dtype]:
         return [np.dtype(o["dtype"]) for o in self._outputs]
 
     def _batch_size(self, batch_size):

@@ -1,6 +1,7 @@
 """`born_again`: self-distillation across generations of one architecture (Furlanello et al.)."""
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from tfkd._keras import keras, tf
 from tfkd._validation import check_choice, check_int
@@ -23,7 +24,7 @@ class BornAgainResult:
     scores: list = field(default_factory=list)
     histories: list = field(default_factory=list)
 
-    def best(self, metric="accuracy", mode="max"):
+    def best(self, metric: str = "accuracy", mode: str = "max") -> Any:
         """The model of the generation with the best `metric` (`mode` "max" or "min")."""
         if not self.scores or metric not in self.scores[0]:
             known = sorted(self.scores[0]) if self.scores else []
@@ -34,18 +35,18 @@ class BornAgainResult:
 
 
 def born_again(
-    build_student,
-    teacher,
-    data,
-    generations=3,
+    build_student: Any,
+    teacher: Any,
+    data: Any,
+    generations: int = 3,
     *,
-    distillation_losses=None,
-    student_loss_weight=0.5,
-    optimizer="adam",
-    loss=None,
-    metrics=("accuracy",),
-    **fit_kwargs,
-):
+    distillation_losses: Any = None,
+    student_loss_weight: float = 0.5,
+    optimizer: Any = "adam",
+    loss: Any = None,
+    metrics: Any = ("accuracy",),
+    **fit_kwargs: Any,
+) -> BornAgainResult:
     """Trains generations of one architecture, each distilled from the one before.
 
     Born-again networks: generation 1 learns from `teacher`; every later generation is a fresh

@@ -9,6 +9,7 @@ values: an epoch then costs about what the student's plain `fit` costs.
 import os
 import tempfile
 import weakref
+from typing import Any
 
 import numpy as np
 
@@ -97,7 +98,14 @@ class CachedTeacher:
 
     trainable = False
 
-    def __init__(self, outputs, fingerprint, top_k=None, name="cached_teacher", teacher=None):
+    def __init__(
+        self,
+        outputs: Any,
+        fingerprint: Any,
+        top_k: int | None = None,
+        name: str | None = "cached_teacher",
+        teacher: Any = None,
+    ) -> None:
         self._outputs = outputs
         self.teacher = None if teacher is None else check_model("teacher", teacher)
         self.fingerprint = str(fingerprint)
@@ -112,14 +120,14 @@ class CachedTeacher:
     # ------------------------------------------------------------------------------ the outputs
 
     @property
-    def output_shape(self):
+    def output_shape(self) -> Any:
         """`(None, num_classes)`, like a model's, so the Distiller can check the student's."""
         if self.top_k is None:
             return (None,) + tuple(self._outputs.shape[1:])
         return (None, self.num_classes)
 
     @property
-    def nbytes(self):
+    def nbytes(self) -> int:
         if self.top_k is None:
             return int(self._outputs.nbytes)
         return int(sum(v.nbytes for k, v in self._stored().items()))
@@ -130,7 +138,7 @@ class CachedTeacher:
             return self._outputs
         return {k: self._outputs[k] for k in ("top_k_values", "top_k_indices", "tail")}
 
-    def decode(self, stored):
+    def decode(self, stored: Any) -> Any:
         """Rebuilds a batch of full logits from what `dataset` yields (a tensor op, jit-safe)."""
         if self.top_k is None:
             return tf.convert_to_tensor(stored)
@@ -139,7 +147,7 @@ class CachedTeacher:
         one_hot = tf.one_hot(stored["top_k_indices"], self.num_classes, dtype=values.dtype)
         return tail + tf.reduce_sum(one_hot * (values - tail)[..., None], axis=1)
 
-    def logits(self):
+    def logits(self) -> Any:
         """All cached outputs as a NumPy array `[num_samples, ...]` (rebuilt if `top_k` is set)."""
         if self.top_k is None:
             return self._outputs
@@ -147,7 +155,7 @@ class CachedTeacher:
 
     # ---------------------------------------------------------------------------- the data
 
-    def dataset(self, x, y, sample_weight=None):
+    def dataset(self, x: Any, y: Any, sample_weight: Any = None) -> Any:
         """An unbatched dataset of `({"x": x, "teacher_outputs": outputs}, y[, sample_weight])`.
 
         Args:
@@ -169,12 +177,12 @@ class CachedTeacher:
                     f"`{arg}` must have one entry per sample of `x` ({count}). "
                     f"Received: {arg} with {count_samples(value)} entries."
                 )
-        elements = (with_teacher_outputs(x, self._stored()), y)
+        elements: tuple[Any, ...] = (with_teacher_outputs(x, self._stored()), y)
         if sample_weight is not None:
             elements += (sample_weight,)
         return tf.data.Dataset.from_tensor_slices(elements)
 
-    def attach(self, dataset, verify=True):
+    def attach(self, dataset: Any, verify: bool = True) -> Any:
         """Adds the teacher's outputs to an unbatched dataset of `(x, y)` or `(x, y, weight)`.
 
         Args:
@@ -217,7 +225,7 @@ class CachedTeacher:
         zipped = tf.data.Dataset.zip((dataset, outputs))
         return zipped.map(lambda e, t: (with_teacher_outputs(e[0], t),) + tuple(e[1:]))
 
-    def check_training_data(self, x):
+    def check_training_data(self, x: Any) -> None:
         """Raises unless `fit`'s `x` carries these teacher outputs (batched, of the right shape).
 
         Args:
@@ -270,7 +278,7 @@ class CachedTeacher:
             "the cache with `cached.save(path)`."
         )
 
-    def check_evaluation_data(self, x, argument="x"):
+    def check_evaluation_data(self, x: Any, argument: str = "x") -> None:
         """Raises if `x` carries no teacher outputs and no live `teacher` can compute them.
 
         Raises:
@@ -307,7 +315,7 @@ class CachedTeacher:
 
     # ------------------------------------------------------------------------------ save / load
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> Any:
         """Writes the cache to a `.npz` file (atomically), to reuse across runs with `load`."""
         path = os.fspath(path)
         arrays = {"outputs": self._outputs} if self.top_k is None else dict(self._outputs)
@@ -321,7 +329,8 @@ class CachedTeacher:
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npz.tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays, **{f"meta_{k}": v for k, v in meta.items()})
+                values = {**arrays, **{f"meta_{k}": v for k, v in meta.items()}}
+                np.savez(f, **values)  # type: ignore[arg-type]  # numpy's stub: allow_pickle
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
@@ -330,7 +339,7 @@ class CachedTeacher:
         return path
 
     @classmethod
-    def load(cls, path, teacher=None):
+    def load(cls, path: str | os.PathLike[str], teacher: Any = None) -> "CachedTeacher":
         """Reads a cache written by `save`.
 
         Args:
@@ -347,8 +356,8 @@ class CachedTeacher:
                     "The file is not a tfkd teacher cache (written by `CachedTeacher.save`). "
                     f"Received: path={os.fspath(path)!r}."
                 )
-            top_k = int(data["meta_top_k"])
-            if top_k < 0:
+            top_k: int | None = int(data["meta_top_k"])
+            if top_k is not None and top_k < 0:
                 outputs, top_k = data["outputs"], None
             else:
                 keys = ("top_k_values", "top_k_indices", "tail", "num_classes")
@@ -356,7 +365,7 @@ class CachedTeacher:
             name = str(data["meta_name"])
             return cls(outputs, str(data["meta_fingerprint"]), top_k, name=name, teacher=teacher)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """A description of the cache (JSON-able); the outputs themselves go through `save`."""
         return {
             "name": self.name,
@@ -367,7 +376,7 @@ class CachedTeacher:
         }
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> "CachedTeacher":
         raise ValueError(
             "A `CachedTeacher` cannot be rebuilt from its config, which describes the cache but "
             f"does not hold the teacher's outputs. Received: config={config!r}. Save the cache "
@@ -382,7 +391,7 @@ class CachedTeacher:
 
 
 # One traced function per (teacher, top_k), so caching the same teacher again does not retrace.
-_TEACHER_FUNCTIONS = weakref.WeakKeyDictionary()
+_TEACHER_FUNCTIONS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 def _teacher_function(teacher, top_k):
@@ -398,8 +407,14 @@ def _teacher_function(teacher, top_k):
     return functions[top_k]
 
 
-def cache_teacher_outputs(teacher, data, top_k=None, batch_size=256, verbose=1,
-                          teacher_dtype=None):
+def cache_teacher_outputs(
+    teacher: Any,
+    data: Any,
+    top_k: int | None = None,
+    batch_size: int | None = 256,
+    verbose: int = 1,
+    teacher_dtype: str | None = None,
+) -> CachedTeacher:
     """Runs `teacher` once over `data` and returns its outputs as a `tfkd.CachedTeacher`.
 
     The teacher runs in inference mode, batch by batch, with a progress bar. Train afterwards with
@@ -464,7 +479,7 @@ def cache_teacher_outputs(teacher, data, top_k=None, batch_size=256, verbose=1,
         raise ValueError("`data` must hold at least one sample. Received: an empty data set.")
     outputs = tf.nest.map_structure(lambda *c: np.concatenate(c, axis=0), *chunks)
     if top_k is not None:
-        outputs["num_classes"] = np.array(int(num_classes))
+        outputs["num_classes"] = np.array(int(num_classes))  # type: ignore[arg-type]
     name = f"cached_{teacher.name}"
     return CachedTeacher(outputs, digest(hashers), top_k, name=name, teacher=teacher)
 

@@ -1,5 +1,7 @@
 """`DeepSupervision`: self-distillation inside one model, deeper layers teaching shallower heads."""
 
+from typing import Any
+
 from tfkd._keras import keras, tf
 from tfkd._validation import check_fraction, check_non_negative, check_positive
 from tfkd.keras3 import check_model, convert_compile_arguments
@@ -61,15 +63,15 @@ class DeepSupervision(keras.Model):
 
     def __init__(
         self,
-        model,
-        taps,
-        head=None,
-        temperature=3.0,
-        student_loss_weight=0.5,
-        head_loss_weight=1.0,
-        name=None,
-        **kwargs,
-    ):
+        model: keras.Model,
+        taps: Any,
+        head: Any = None,
+        temperature: float = 3.0,
+        student_loss_weight: float = 0.5,
+        head_loss_weight: float = 1.0,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         if isinstance(model, dict):  # from_config
             model = keras.utils.deserialize_keras_object(model)
         if isinstance(head, dict):
@@ -86,9 +88,15 @@ class DeepSupervision(keras.Model):
         self.label_loss_fn = None
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.tap_loss_trackers = [keras.metrics.Mean(name=f"{tap}_loss") for tap in self.taps]
-        self.output_metrics = [[] for _ in range(len(self.taps) + 1)]
+        self.output_metrics: list[list[Any]] = [[] for _ in range(len(self.taps) + 1)]
 
-    def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
+    def compile(
+        self,
+        optimizer: Any = "adam",
+        loss: Any = None,
+        metrics: Any = None,
+        **kwargs: Any,
+    ) -> None:
         """Configures training of the model and its heads.
 
         Args:
@@ -110,14 +118,14 @@ class DeepSupervision(keras.Model):
         super().compile(optimizer=optimizer, **kwargs)
 
     @property
-    def metrics(self):
+    def metrics(self) -> Any:
         flat = [m for group in self.output_metrics for m in group]
         return [self.loss_tracker, *self.tap_loss_trackers, *flat]
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: Any, training: bool | None = False) -> Any:
         return self.network(inputs, training=training)
 
-    def train_step(self, data):
+    def train_step(self, data: Any) -> dict[str, Any]:
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             outputs = self(x, training=True)
@@ -129,7 +137,7 @@ class DeepSupervision(keras.Model):
         self.optimizer.minimize(scaled_loss, self.network.trainable_variables, tape=tape)
         return self._update_metrics(y, outputs, sample_weight, total, tap_losses)
 
-    def test_step(self, data):
+    def test_step(self, data: Any) -> dict[str, Any]:
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         outputs = self(x, training=False)
         total, tap_losses = self._compute_losses(y, outputs, sample_weight)
@@ -155,11 +163,11 @@ class DeepSupervision(keras.Model):
 
     # ------------------------------------------------------------------------------ export
 
-    def without_heads(self):
+    def without_heads(self) -> keras.Model:
         """The original model, trained, without the heads (the same object as `.model`)."""
         return self.model
 
-    def exit_model(self, tap):
+    def exit_model(self, tap: Any) -> keras.Model:
         """An early-exit model: the layers up to `tap` followed by that tap's head (logits)."""
         if tap not in self.taps:
             raise ValueError(
@@ -172,7 +180,7 @@ class DeepSupervision(keras.Model):
             name=f"{self.model.name}_{tap}_exit",
         )
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "model": keras.utils.serialize_keras_object(self.model),
             "taps": list(self.taps),

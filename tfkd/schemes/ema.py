@@ -1,6 +1,7 @@
 """`EMATeacher`: a teacher that is the exponential moving average of the student's own weights."""
 
 import weakref
+from typing import Any
 
 from tfkd._keras import keras, tf
 from tfkd._validation import check_number
@@ -35,7 +36,13 @@ class EMATeacher(keras.Model):
 
     _follows_student = True
 
-    def __init__(self, student, decay=0.999, name=None, **kwargs):
+    def __init__(
+        self,
+        student: keras.Model,
+        decay: float = 0.999,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         if isinstance(student, dict):  # from_config
             student = keras.utils.deserialize_keras_object(student)
         student = check_model("student", student)
@@ -51,11 +58,11 @@ class EMATeacher(keras.Model):
         # A weak reference: tracking the student here would freeze it with the teacher.
         self._student_ref = weakref.ref(student)
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: Any, training: bool | None = False) -> Any:
         return self.model(inputs, training=False)
 
     @property
-    def output_shape(self):
+    def output_shape(self) -> Any:
         return self.model.output_shape
 
     @property
@@ -63,7 +70,7 @@ class EMATeacher(keras.Model):
         """The model whose layers the Distiller taps for feature losses."""
         return self.model
 
-    def check_student(self, student):
+    def check_student(self, student: keras.Model) -> None:
         """Raises unless `student` is the model this average was built from."""
         if self._student_ref() is not student:
             raise ValueError(
@@ -72,7 +79,7 @@ class EMATeacher(keras.Model):
                 "Pass `teacher=tfkd.EMATeacher(student)` with the same `student`."
             )
 
-    def update(self, student):
+    def update(self, student: keras.Model) -> None:
         """Moves every weight one step toward the student's: `a = decay * a + (1 - decay) * w`."""
         for average, weight in zip(self.model.weights, student.weights, strict=True):
             if average.dtype.is_floating:
@@ -81,7 +88,7 @@ class EMATeacher(keras.Model):
             else:
                 average.assign(weight)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "student": keras.utils.serialize_keras_object(self.model),
             "decay": self.decay,

@@ -1,5 +1,7 @@
 """`Ensemble`: frozen teachers whose soft targets are averaged (Hinton's "set of models")."""
 
+from typing import Any
+
 from tfkd._keras import keras, tf
 from tfkd._validation import check_choice, check_non_negative
 from tfkd.keras3 import check_model
@@ -40,7 +42,14 @@ class Ensemble(keras.Model):
     >>> distiller = tfkd.Distiller(teacher=teacher, student=student)
     """
 
-    def __init__(self, models, weights=None, average="probabilities", name="ensemble", **kwargs):
+    def __init__(
+        self,
+        models: list[keras.Model],
+        weights: Any = None,
+        average: str = "probabilities",
+        name: str | None = "ensemble",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(name=name, **kwargs)
         self.members = _check_members(models)
         self.member_weights = _check_weights(weights, len(self.members))
@@ -49,8 +58,7 @@ class Ensemble(keras.Model):
         for member in self.members:
             member.trainable = False
 
-    def call(self, inputs, training=False):
-        # Teachers always run in inference mode (BatchNorm statistics, no dropout).
+    def call(self, inputs: Any, training: bool | None = False) -> Any:
         outputs = [member(inputs, training=False) for member in self.members]
         if self.average == "logits":
             return tf.add_n([w * z for w, z in zip(self.member_weights, outputs, strict=True)])
@@ -63,13 +71,13 @@ class Ensemble(keras.Model):
         return tf.reduce_logsumexp(tf.stack(log_terms, axis=0), axis=0)
 
     @property
-    def output_shape(self):
+    def output_shape(self) -> Any:
         """The members' common output shape (known without calling the ensemble)."""
         if self._member_output_shape is None:
             return super().output_shape
         return self._member_output_shape
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "models": [keras.utils.serialize_keras_object(m) for m in self.members],
             "weights": self.member_weights,
@@ -78,7 +86,11 @@ class Ensemble(keras.Model):
         }
 
     @classmethod
-    def from_config(cls, config, custom_objects=None):
+    def from_config(
+        cls,
+        config: dict[str, Any],
+        custom_objects: dict[str, Any] | None = None,
+    ) -> "Ensemble":
         return cls(**with_models_deserialized(config, custom_objects))
 
 

@@ -1,5 +1,7 @@
 """`MutualDistiller`: online distillation, models learning from the labels and each other."""
 
+from typing import Any
+
 from tfkd._keras import keras, tf
 from tfkd._validation import check_non_negative, check_positive
 from tfkd.keras3 import check_model, convert_compile_arguments
@@ -52,12 +54,12 @@ class MutualDistiller(keras.Model):
 
     def __init__(
         self,
-        models,
-        temperature=1.0,
-        distillation_loss_weight=1.0,
-        name="mutual_distiller",
-        **kwargs,
-    ):
+        models: list[keras.Model],
+        temperature: float = 1.0,
+        distillation_loss_weight: float = 1.0,
+        name: str | None = "mutual_distiller",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(name=name, **kwargs)
         self.models = _check_models(models)
         self.temperature = check_positive("temperature", temperature)
@@ -69,9 +71,15 @@ class MutualDistiller(keras.Model):
         self.model_loss_trackers = [
             keras.metrics.Mean(name=f"model_{i}_loss") for i in range(len(self.models))
         ]
-        self.model_metrics = [[] for _ in self.models]
+        self.model_metrics: list[list[Any]] = [[] for _ in self.models]
 
-    def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
+    def compile(
+        self,
+        optimizer: Any = "adam",
+        loss: Any = None,
+        metrics: Any = None,
+        **kwargs: Any,
+    ) -> None:
         """Configures training of all models at once.
 
         Args:
@@ -95,14 +103,14 @@ class MutualDistiller(keras.Model):
         super().compile(optimizer=optimizer, **kwargs)
 
     @property
-    def metrics(self):
+    def metrics(self) -> Any:
         flat = [m for group in self.model_metrics for m in group]
         return [self.loss_tracker, *self.model_loss_trackers, *flat]
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: Any, training: bool | None = False) -> Any:
         return [model(inputs, training=training) for model in self.models]
 
-    def train_step(self, data):
+    def train_step(self, data: Any) -> dict[str, Any]:
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             outputs = self(x, training=True)
@@ -114,7 +122,7 @@ class MutualDistiller(keras.Model):
         self.optimizer.minimize(scaled_loss, self.trainable_variables, tape=tape)
         return self._update_metrics(y, outputs, sample_weight, losses)
 
-    def test_step(self, data):
+    def test_step(self, data: Any) -> dict[str, Any]:
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         outputs = self(x, training=False)
         losses = self._compute_losses(y, outputs, sample_weight)
@@ -142,7 +150,7 @@ class MutualDistiller(keras.Model):
         groups = zip(self.model_metrics, outputs, strict=True)
         return update_metrics(self, tf.add_n(losses), parts, groups, y, sample_weight)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "models": [keras.utils.serialize_keras_object(m) for m in self.models],
             "temperature": self.temperature,
@@ -151,7 +159,11 @@ class MutualDistiller(keras.Model):
         }
 
     @classmethod
-    def from_config(cls, config, custom_objects=None):
+    def from_config(
+        cls,
+        config: dict[str, Any],
+        custom_objects: dict[str, Any] | None = None,
+    ) -> "MutualDistiller":
         return cls(**with_models_deserialized(config, custom_objects))
 
 
