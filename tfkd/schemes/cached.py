@@ -259,7 +259,7 @@ class CachedTeacher:
                 "`cached.dataset(x, y)` or `cached.attach(dataset)` of this cache."
             )
 
-    def check_checkpoints(self, callbacks):
+    def check_checkpoints(self, callbacks: Any) -> None:
         """Raises if one of `callbacks` would save the Distiller whole (`ModelCheckpoint` with
         `save_weights_only=False`): before training, not at the end of the first epoch."""
         for callback in callbacks or []:
@@ -268,7 +268,7 @@ class CachedTeacher:
             ):
                 raise self.saving_error("a `ModelCheckpoint(save_weights_only=False)` callback")
 
-    def saving_error(self, received):
+    def saving_error(self, received: str) -> ValueError:
         """The error for saving whole a Distiller that distils from this cache."""
         return ValueError(
             "A Distiller distilling from a cached teacher cannot be saved whole: the cache is data "
