@@ -40,14 +40,15 @@ METHODS = ("alone", "distilbert", "tinybert")
 
 def load_task(task, quick):
     if task == "sentiment":
-        train, test = (400, 200) if quick else (4000, 1000)
+        train, test = (400, 200) if quick else (3000, 1000)
         (x, y), (xt, yt) = tfkd.data.load_sentiment(train, test, sequence_length=32, seed=0)
         spec = {"vocab_size": tfkd.data.Tokenizer().vocab_size, "sequence_length": 32,
                 "num_classes": 2, "pooling": "cls"}
     else:
         (x, y), (xt, yt) = tfkd.data.load_mnist(source="bundled", verbose=False)
         if quick:
-            x, y, xt, yt = x[:400], y[:400], xt[:200], yt[:200]
+            size = 400 if quick else 3000
+            x, y, xt, yt = x[:size], y[:size], xt[: size // 2], yt[: size // 2]
         spec = {"image_shape": (28, 28, 1), "patch_size": 7, "num_classes": 10}
     return (x, y), (xt, yt), spec
 
@@ -87,27 +88,11 @@ def tinybert_losses():
             L.LogitsDistillation(temperature=2.0)]
 
 
-def batch_one(model):
-    """A copy of `model` whose input batch is fixed to 1 (what a device runs): LiteRT then needs
-    no shape arithmetic (SHAPE, PACK, ...) around the attention's reshapes."""
-    import tensorflow_model_optimization as tfmot
-
-    config = model.get_config()
-    for layer in config["layers"]:
-        if layer["class_name"] == "InputLayer":
-            shape = layer["config"]["batch_input_shape"]
-            layer["config"]["batch_input_shape"] = [1, *shape[1:]]
-    with tfmot.quantization.keras.quantize_scope():
-        clone = model.__class__.from_config(config)
-    clone.set_weights(model.get_weights())
-    return clone
-
-
 def measure(model, kind, xt, yt, x_calibration, tmp):
-    """Accuracy, bytes and batch-1 latency of `model` exported as `kind` (batch fixed to 1)."""
+    """Accuracy, bytes and batch-1 latency of `model` exported as `kind`."""
     quantization = "float32" if kind == "float32" else "int8"
     path = os.path.join(tmp, f"{model.name}_{kind}.tflite")
-    data = tfkd.export.to_tflite(batch_one(model), path, quantization=quantization,
+    data = tfkd.export.to_tflite(model, path, quantization=quantization,
                                  representative_data=x_calibration[:256], check=False)
     runner = tfkd.TFLiteModel(path, threads=1)
     accuracy = runner.evaluate(xt, yt)["accuracy"]
@@ -117,8 +102,8 @@ def measure(model, kind, xt, yt, x_calibration, tmp):
 
 def run_seed(task, seed, quick, tmp):
     (x, y), (xt, yt), spec = load_task(task, quick)
-    epochs = 1 if quick else (10 if task == "sentiment" else 6)
-    qat_epochs = 1 if quick else 2
+    epochs = 1 if quick else (8 if task == "sentiment" else 5)
+    qat_epochs = 1
     lr = 1e-3
     keras.utils.set_random_seed(seed)
     teacher = tfkd.models.build_transformer(**spec, **TEACHER, name=f"teacher_{task}_{seed}")
@@ -235,6 +220,7 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--tasks", nargs="+", default=["sentiment", "mnist"])
     parser.add_argument("--quick", action="store_true", help="small data, few epochs, 1 seed")
+    parser.add_argument("--out", default="transformers", help="results file name (no suffix)")
     args = parser.parse_args(argv)
     seeds = 1 if args.quick else args.seeds
     start = time.time()
@@ -250,8 +236,8 @@ def main(argv=None):
     print(text)
     if not args.quick:
         os.makedirs(RESULTS, exist_ok=True)
-        write_text(os.path.join(RESULTS, "transformers.md"), text + "\n")
-        write_text(os.path.join(RESULTS, "transformers.json"),
+        write_text(os.path.join(RESULTS, f"{args.out}.md"), text + "\n")
+        write_text(os.path.join(RESULTS, f"{args.out}.json"),
                    json.dumps({"seeds": seeds, "seconds": time.time() - start,
                                "summary": summary, "runs": runs}, indent=1) + "\n")
     return summary
