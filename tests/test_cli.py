@@ -175,6 +175,8 @@ def test_convert_inspect_bench_eval(files, tmp_path, capsys):
     assert main(["inspect", files["teacher"]]) == 0
     out = capsys.readouterr().out
     assert "parameters" in out and re.search(r"input +\S+: shape \(None, 8, 8, 1\), float32", out)
+    assert main(["bench", files["teacher"], "--runs", "5"]) == 0  # timed as a device runs it
+    assert re.search(r"batch 1, as its .*\.tflite.*: [\d,]+ us median", capsys.readouterr().out)
 
 
 def test_eval_takes_the_image_folders_compress_takes(files, capsys):
