@@ -403,3 +403,15 @@ def test_plain_fit_with_tfkd_callbacks_grows_the_masks(tiny_data):
     pruned.compile(optimizer="adam", loss=SCCE)
     pruned.fit(x, y, epochs=1, batch_size=8, verbose=0, callbacks=tfkd.callbacks(pruned))
     assert np.sum(pruned.get_layer("channel_mask_conv").mask.numpy() == 0) == 6
+
+
+def test_cli_compress_prune_channels_flag():
+    from tfkd.cli.commands import compress_settings
+    from tfkd.cli.parser import build_parser
+
+    base = ["compress", "--teacher", "t", "--student", "s", "--data", "d", "--out", "o"]
+    args = build_parser("0").parse_args([*base, "--prune", "channels", "--sparsity", "0.5"])
+    assert compress_settings(args)["prune"] == {"target_sparsity": 0.5, "structure": "channels"}
+    assert tfkd.PruneConfig(**compress_settings(args)["prune"]).structure == "channels"
+    assert compress_settings(build_parser("0").parse_args([*base, "--prune", "weights"]))[
+        "prune"] == {}

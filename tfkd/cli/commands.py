@@ -50,7 +50,9 @@ def compress_settings(args: argparse.Namespace) -> dict[str, Any]:
     def given(**flags: Any) -> dict[str, Any]:
         return {name: value for name, value in flags.items() if value is not None}
 
-    prune: dict[str, Any] | bool = given(target_sparsity=args.sparsity, epochs=args.prune_epochs)
+    prune: dict[str, Any] | bool = given(
+        target_sparsity=args.sparsity, epochs=args.prune_epochs,
+        structure="channels" if args.prune == "channels" else None)
     quantize: dict[str, Any] | bool = given(epochs=args.qat_epochs)
     return {
         "distill": given(epochs=args.epochs, batch_size=args.batch_size,

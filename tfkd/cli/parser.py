@@ -170,6 +170,10 @@ def add_compress(commands: Any) -> Parser:
     stages.add_argument("--sparsity", type=open_fraction,
                         help="fraction of zeros in every prunable kernel (default: 0.8)")
     stages.add_argument("--no-prune", action="store_true", help="skip pruning")
+    stages.add_argument("--prune", choices=("weights", "channels"),
+                        help="what pruning removes: weights (zeros in the kernels, the default) "
+                        "or channels (whole filters and units: a smaller, faster model; "
+                        "--sparsity is then the fraction of channels)")
     stages.add_argument("--no-qat", action="store_true",
                         help="skip quantization-aware training (int8 is then calibrated)")
     stages.add_argument("--formats", nargs="+", choices=EXPORT_FORMATS, metavar="FORMAT",
