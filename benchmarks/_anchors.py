@@ -83,7 +83,14 @@ def _mnist_rows(result):
 
 
 def _transformer_summary(result):
-    """A short summary of H7's transformers.json: what it reports at the top level."""
-    keys = [k for k, v in result.items() if isinstance(v, (int, float, str)) and k != "command"]
-    shown = ", ".join(f"{k} {result[k]}" for k in keys[:6])
-    return shown or "see the section below"
+    """The DistilBERT-style student against its teacher, per task, from transformers.json."""
+    parts = []
+    for task, stages in (result.get("summary") or {}).items():
+        teacher, student = stages.get("teacher/float32"), stages.get("distilbert/float32")
+        if not (teacher and student):
+            continue
+        parts.append(f"{task}: {100 * student['of_teacher']:.1f}% of the teacher's accuracy at "
+                     f"{100 * student['params'] / teacher['params']:.0f}% of its parameters")
+    seeds = result.get("seeds")
+    return "; ".join(parts) + (f" ({seeds} seed{'s' if seeds != 1 else ''})" if seeds else "") \
+        if parts else "see the section below"
