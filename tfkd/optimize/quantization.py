@@ -77,10 +77,10 @@ def quantize(model: Any, preserve: str | None = None, layers: Any = None) -> Any
     annotated = keras.models.clone_model(model, clone_function=annotate)
     annotated.set_weights(model.get_weights())
     try:
-        from tfkd.optimize.transformer_quantize import integer_inputs_stay_integer
+        from tfkd.optimize.transformer_quantize import integer_inputs_scheme
 
-        with api.quantize_scope(), integer_inputs_stay_integer():  # token ids stay int32
-            quantized = api.quantize_apply(annotated, scheme)
+        with api.quantize_scope():  # token ids stay int32 (no fake quantizer after them)
+            quantized = api.quantize_apply(annotated, integer_inputs_scheme(scheme))
     except RuntimeError as error:  # TF-MOT decides, after its own splits and folds
         raise ValueError(_unsupported_message(model, _failing_layer(model, error))) from error
     _untrack_inner_copies(quantized)

@@ -19,7 +19,6 @@ arguments (`value=`, `attention_mask=`) through to the layer; its kernels are cr
 call, so the config builds them from the shapes the layer remembers (`query_shape`, ...).
 """
 
-import contextlib
 import math
 import types
 
@@ -159,29 +158,41 @@ def transformer_quantize_config(layer):
     return None
 
 
-@contextlib.contextmanager
-def integer_inputs_stay_integer():
-    """Within it, TF-MOT's `quantize_apply` adds no input quantizer after integer inputs.
+def integer_inputs_scheme(scheme):
+    """`scheme` for a model whose integer inputs (token ids) must stay integer.
 
-    TF-MOT's 8-bit layout puts a fake-quantizing `QuantizeLayer` after every `InputLayer`, which
-    fails on token ids (int32). Their `Embedding` needs no quantized input: the int8 `.tflite`
-    takes the ids as int32 and gathers from the int8 table.
+    TF-MOT's 8-bit layout puts a fake-quantizing `QuantizeLayer` after every input that feeds a
+    quantized layer, which fails on int32 ids. An `Embedding` needs no quantized input: the int8
+    `.tflite` takes the ids as int32 and gathers from the int8 table. The returned scheme's
+    layout leaves integer inputs out of the layers it transforms; all else is `scheme`'s.
     """
-    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
-        default_8bit_transforms as transforms,
-    )
+    return IntegerInputsScheme(scheme)
 
-    original = transforms.InputLayerQuantize
 
-    class InputLayerQuantize(original):
-        def replacement(self, match_layer):
-            dtype = match_layer.layer["config"].get("dtype") or "float32"
-            if not tf.as_dtype(dtype).is_floating:
-                return match_layer  # TF-MOT's transformer moves on when nothing changed
-            return super().replacement(match_layer)
+class IntegerInputsLayout(tfmot.quantization.keras.QuantizeLayoutTransform):
+    """A layout transform that runs `layout` on every layer but the integer inputs."""
 
-    transforms.InputLayerQuantize = InputLayerQuantize
-    try:
-        yield
-    finally:
-        transforms.InputLayerQuantize = original
+    def __init__(self, layout):
+        self.layout = layout
+
+    def apply(self, model, layer_quantize_map):
+        integer = {
+            layer.name for layer in model.layers
+            if isinstance(layer, keras.layers.InputLayer)
+            and not tf.as_dtype(layer.dtype).is_floating
+        }
+        kept = {name: value for name, value in layer_quantize_map.items() if name not in integer}
+        return self.layout.apply(model, kept)
+
+
+class IntegerInputsScheme(tfmot.quantization.keras.QuantizeScheme):
+    """A TF-MOT `QuantizeScheme` that is `scheme` with an `IntegerInputsLayout`."""
+
+    def __init__(self, scheme):
+        self.scheme = scheme
+
+    def get_layout_transformer(self):
+        return IntegerInputsLayout(self.scheme.get_layout_transformer())
+
+    def get_quantize_registry(self):
+        return self.scheme.get_quantize_registry()
