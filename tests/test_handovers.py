@@ -104,3 +104,18 @@ def test_keras3_mobilenetv2_pruned_exports_to_int8(tmp_path):
     tfkd.export.to_tflite(tfkd.strip(pruned), path, quantization="int8", representative_data=x)
     result = tfkd.TFLiteModel(path).evaluate(x, y)
     assert 0.0 <= result["accuracy"] <= 1.0 and os.path.getsize(path) > 0
+
+
+def test_report_names_a_qat_stage_file_as_int8_weights_not_float32(tiny_data):
+    # compress's "qat" stage is measured as the model's .tflite without optimizations, which for
+    # a QAT model already holds int8 weights (about a third of the float file): it was labelled
+    # "float32 .tflite of the model" beside those bytes.
+    x, y = tiny_data
+    keras.utils.set_random_seed(0)
+    plain = build_tiny_student()
+    report = tfkd.Report(reference=None)
+    dense = report.add("dense", plain, x=x, y=y, latency=False)
+    qat = report.add("qat", tfkd.quantize(plain), x=x, y=y, latency=False)
+    assert dense["file"] == "float32 .tflite of the model"
+    assert qat["bytes"] < 0.5 * dense["bytes"]
+    assert qat["file"] == "float32-I/O .tflite with int8 weights (QAT) of the model"

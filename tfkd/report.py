@@ -139,7 +139,7 @@ class Report:
             info, runner, file = profile(obj), None, f"weights of {source} (in memory)"
             device_file = float32_tflite(obj)
             if device_file is not None:
-                runner, file = TFLiteModel(device_file), f"float32 .tflite of {source}"
+                runner, file = TFLiteModel(device_file), f"{tflite_kind(obj)} of {source}"
                 size = profile(device_file)
                 info.bytes, info.gzip_bytes = size.bytes, size.gzip_bytes
         elif isinstance(obj, ExportedModel):
@@ -296,6 +296,15 @@ def float32_tflite(model):
         return to_tflite(model, quantization="float32", check=False)
     except (ValueError, TypeError):
         return None
+
+
+def tflite_kind(model: Any) -> str:
+    """What `float32_tflite(model)` holds: a QAT model's file already has int8 weights."""
+    from tfkd.optimize.wrappers import is_quantization_layer, wrapped_layers
+
+    if wrapped_layers(model, is_quantization_layer):
+        return "float32-I/O .tflite with int8 weights (QAT)"
+    return "float32 .tflite"
 
 
 def device_latency_us(runner):
