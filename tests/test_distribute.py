@@ -13,6 +13,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -185,6 +186,7 @@ def test_multi_worker_example_two_workers_equal_one():
     np.testing.assert_allclose(float(outputs[2][3]), float(outputs[1][3]), atol=1e-6)  # accuracy
 
 
+@pytest.mark.slow  # ~25 s: two strategies trace five batch-relating losses
 def test_batch_relation_losses_see_the_global_batch_under_mirrored():
     """RKD, SP, PKT and DIST's intra term relate the samples of the whole global batch: two
     replicas (uneven last batch included) give the single-device loss and gradients."""
