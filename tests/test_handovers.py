@@ -119,3 +119,16 @@ def test_report_names_a_qat_stage_file_as_int8_weights_not_float32(tiny_data):
     assert dense["file"] == "float32 .tflite of the model"
     assert qat["bytes"] < 0.5 * dense["bytes"]
     assert qat["file"] == "float32-I/O .tflite with int8 weights (QAT) of the model"
+
+
+@pytest.mark.xfail(strict=True, reason="tf2onnx's process-wide node-name counter; resetting "
+                   "tf2onnx.utils.INTERNAL_NAME is not enough (the first conversion still differs)")
+def test_onnx_export_gives_the_same_bytes_for_the_same_model_twice(tmp_path):
+    # tf2onnx names the nodes it inserts from a process-wide counter (Conv2D__6, then Conv2D__18):
+    # the second compress() of a seeded run wrote a different student.onnx (20,288 vs 20,292 B).
+    pytest.importorskip("tf2onnx")
+    keras.utils.set_random_seed(0)
+    model = build_tiny_student()
+    tfkd.export.to_onnx(model, tmp_path / "a.onnx")
+    tfkd.export.to_onnx(model, tmp_path / "b.onnx")
+    assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
