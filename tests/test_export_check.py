@@ -12,7 +12,8 @@ def calibration(digits):
     return x_train[:200], x_test, y_test
 
 
-def test_uint8_calibration_data_is_refused_before_converting(trained_teacher, calibration, tmp_path):
+def test_uint8_calibration_data_is_refused_before_converting(trained_teacher, calibration,
+                                                              tmp_path):
     x, _, _ = calibration
     raw = np.round(x * 255).astype("uint8")
     path = tmp_path / "m.tflite"

@@ -1,4 +1,4 @@
-"""FLOPs counted from layer shapes, the same for a Keras model and its `.tflite`, in `tfkd.profile`."""
+"""FLOPs counted from layer shapes, alike for a Keras model and its `.tflite`, in `tfkd.profile`."""
 
 import numpy as np
 
