@@ -69,7 +69,6 @@ def test_pruned_student_saved_midway_keeps_pruning_to_its_target(tiny_data, tmp_
     assert tfkd.sparsity(resumed).overall == pytest.approx(0.8, abs=0.01)
 
 
-@pytest.mark.xfail(strict=True, reason="tfkd/cli/commands.py (H5, being edited): --data not named")
 def test_cli_names_the_data_flag_when_its_file_is_missing(tmp_path):
     keras.utils.set_random_seed(0)
     build_tiny_student().save(tmp_path / "s.keras")

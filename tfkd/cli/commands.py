@@ -27,6 +27,7 @@ def demo(args: argparse.Namespace) -> None:
 
 def compress(args: argparse.Namespace) -> None:
     check_output_folder(args.out, args.overwrite)
+    check_exists(args.data, "--data")
     teacher = load_keras(args.teacher, "--teacher")
     # The student's initial weights come from the same seed as the rest of the run.
     tfkd.keras.utils.set_random_seed(tfkd.DistillConfig().seed if args.seed is None else args.seed)
@@ -78,6 +79,8 @@ def convert(args: argparse.Namespace) -> None:
         raise UsageError(f"--out must end with {suffix} for --to {args.to}. Received: --out {out}.")
     if os.path.exists(out) and not args.overwrite:
         raise UsageError(f"{out} exists. Pass --overwrite to replace it, or --out another path.")
+    if args.data is not None:
+        check_exists(args.data, "--data")
     model = load_keras(args.model, "MODEL")
     if args.to == "onnx":
         tfkd.export.to_onnx(model, out)
@@ -112,6 +115,7 @@ def bench(args: argparse.Namespace) -> None:
 
 
 def evaluate(args: argparse.Namespace) -> None:
+    check_exists(args.data, "--data")
     obj = load_any(args.file)
     shape = obj.input_shape[1:] if not isinstance(obj, str) else file_input_shape(obj)
     x, y = load_test_data(args.data, shape)
