@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from tfkd._keras import is_keras3_model, is_keras_model
+from tfkd._keras import is_keras3_model, is_keras_model, keras
 from tfkd.flops import count_flops, tflite_op_flops
 from tfkd.runtime.files import is_tflite, parse_tflite, read_file
 
@@ -237,7 +237,7 @@ def _leaf_layers(model):
     for layer in model.layers:
         if hasattr(layer, "layers") and layer.layers:
             yield from _leaf_layers(layer)
-        elif type(layer).__name__ != "InputLayer":
+        elif not isinstance(layer, keras.layers.InputLayer):
             yield layer
 
 

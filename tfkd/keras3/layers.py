@@ -4,7 +4,7 @@ import inspect
 
 import numpy as np
 
-from tfkd._keras import keras
+from tfkd._keras import import_keras3, keras
 from tfkd.keras3.activations import translate_activation
 
 # Keras 3 built-in layers tfkd rebuilds in tf_keras (same class name, config translated).
@@ -198,7 +198,7 @@ def copy_weights(source, target):
 def _effective_values(source):
     """Keras 3 Normalization computes with `layer.mean`/`layer.variance`, set from its variables
     when adapted or loaded; those are the values that give its outputs."""
-    if type(source).__name__ != "Normalization" or not source.weights:
+    if not isinstance(source, import_keras3().layers.Normalization) or not source.weights:
         return {}
     return {
         name: getattr(source, name)
