@@ -70,6 +70,8 @@ def test_markdown_table(report, tmp_path):
     assert lines[0] == "# tiny path"
     header = next(line for line in lines if line.startswith("| Stage"))
     assert "Accuracy" in header and "Gzip bytes" in header and "Latency b=1" in header
+    assert ("Bytes, gzip bytes and latency are those of: teacher: float32 .tflite of the model; "
+            "int8-tflite: <.tflite bytes>.") in text
     row = next(line for line in lines if line.startswith("| int8-tflite |"))
     smaller = report.stage("teacher")["gzip_bytes"] / report.stage("int8-tflite")["gzip_bytes"]
     assert f"{smaller:.1f}x" in row

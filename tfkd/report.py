@@ -364,4 +364,11 @@ def _markdown_table(title, stages, reference):
     for row in rows:
         cells = [fmt(row[key]) if row.get(key) is not None else "-" for key, _, fmt in columns]
         lines.append(f"| {row['name']} | {row.get('kind') or '-'} | " + " | ".join(cells) + " |")
+    files = {}  # which file each stage's bytes and latency are of, stages grouped by it
+    for row in rows:
+        if row.get("file"):
+            files.setdefault(row["file"], []).append(row["name"])
+    if files:
+        lines += ["", "Bytes, gzip bytes and latency are those of: " + "; ".join(
+            f"{', '.join(names)}: {file}" for file, names in files.items()) + "."]
     return "\n".join(lines) + "\n"
