@@ -90,6 +90,7 @@ def _text_box(label, renderer):
     """The box of an annotation's text alone (its own extent includes the leader line)."""
     from matplotlib.text import Text
 
+    label.update_positions(renderer)  # where its offset puts it now (else: the last draw's place)
     return Text.get_window_extent(label, renderer)
 
 
